@@ -1,0 +1,30 @@
+"""The one place that wires auth_service together."""
+
+from __future__ import annotations
+
+from auth_service.handlers import AuthHandlers
+from auth_service.logic import TokenLogic
+from auth_service.repository import EtcdRevocationStore
+from auth_service.settings import AuthServiceSettings
+from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
+from shared.registry import etcd_client
+from shared.runtime import Runtime, serve
+
+
+async def run(settings: AuthServiceSettings) -> None:
+    async with Runtime.open(settings) as runtime:
+        settings = runtime.settings
+        async with etcd_client(settings.etcd_endpoint) as etcd:
+            logic = TokenLogic(
+                settings.signing_key(),
+                settings.jwt_issuer,
+                settings.token_ttl_s,
+                EtcdRevocationStore(etcd, settings.revocation_prefix),
+            )
+            server = runtime.grpc_server()
+            server.add_service(
+                auth_pb2_grpc.add_AuthServiceServicer_to_server,
+                AuthHandlers(logic),
+                auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+            )
+            await serve(server)

@@ -1,0 +1,33 @@
+"""Generate Python, typing stubs and gRPC code for every .proto under shared/proto.
+
+The proto path equals the import path (`-I .`), so generated modules import each other
+as `shared.proto.<service>.v1.<name>_pb2`. Pass an output folder to generate elsewhere
+(the test that checks the committed code is current does that).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from grpc_tools import protoc
+
+
+def generate(root: Path, out: Path) -> None:
+    protos = sorted(str(p.relative_to(root)) for p in (root / "shared" / "proto").rglob("*.proto"))
+    args = [
+        "protoc",
+        f"-I{root}",
+        f"--python_out={out}",
+        f"--mypy_out={out}",
+        f"--grpc_python_out={out}",
+        f"--mypy_grpc_out={out}",
+        *protos,
+    ]
+    if protoc.main(args) != 0:
+        raise SystemExit("protoc failed")
+
+
+if __name__ == "__main__":
+    project_root = Path(__file__).resolve().parent.parent
+    generate(project_root, Path(sys.argv[1]) if len(sys.argv) > 1 else project_root)

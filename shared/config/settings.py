@@ -1,0 +1,62 @@
+"""Typed settings every service shares, read from the environment, then config_service.
+
+The environment wins over config_service, which wins over the defaults: an operator can
+always pin a value on one process. Settings are built in `main` and passed down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from shared.selector import Strategy
+
+S = TypeVar("S", bound="ServiceSettings")
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = "service"
+    service_version: str = "0.1.0"
+    environment: Literal["development", "test", "production"] = "development"
+    etcd_endpoint: str = "127.0.0.1:2379"
+    registry_prefix: str = "/micro/registry"
+    registry_ttl_s: int = 15
+    nats_url: str = "nats://127.0.0.1:4222"
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 0
+    # The host other services dial; defaults to the bind host, or this host's address.
+    advertise_host: str | None = None
+    # Prometheus metrics over HTTP; 0 turns them off.
+    metrics_port: int = 0
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    # Ask config_service for this app's settings at start-up and follow its changes.
+    use_config_service: bool = True
+    selector: Strategy = Strategy.ROUND_ROBIN
+    config_wait_s: float = 3.0
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Keyword arguments carry config_service's values: below the environment.
+        return env_settings, dotenv_settings, init_settings, file_secret_settings
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment != "production"
+
+
+def load_settings(cls: type[S], remote: Mapping[str, Any] | None = None) -> S:
+    """Settings from the environment over `remote` (config_service's JSON) over defaults."""
+    known = {key: value for key, value in (remote or {}).items() if key in cls.model_fields}
+    return cls(**known)

@@ -1,0 +1,38 @@
+"""SQLAlchemy asyncio engine and sessions: MySQL through PyMySQL (aiomysql), or SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_ASYNC_DRIVERS = {"mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql", "sqlite": "sqlite+aiosqlite"}
+
+
+def async_url(url: str) -> str:
+    """Accept the URL people write (mysql+pymysql://, sqlite:///) and use the async driver.
+
+    aiomysql is PyMySQL driven by asyncio, so a PyMySQL URL means the same server and options.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in _ASYNC_DRIVERS and parsed.drivername not in ("mysql+aiomysql", "sqlite+aiosqlite"):
+        parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
+    if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return parsed.render_as_string(hide_password=False)
+
+
+def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    url = async_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_async_engine(url, echo=echo)
+    return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True, pool_recycle=3600)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,17 @@
+"""Service registry: where nodes announce themselves and clients find them."""
+
+from shared.registry.etcd import EtcdRegistry, etcd_client, parse_endpoint
+from shared.registry.memory import MemoryRegistry
+from shared.registry.node import ServiceNode, node_key, service_prefix
+from shared.registry.protocol import Registry
+
+__all__ = [
+    "EtcdRegistry",
+    "MemoryRegistry",
+    "Registry",
+    "etcd_client",
+    "ServiceNode",
+    "node_key",
+    "parse_endpoint",
+    "service_prefix",
+]

@@ -1,0 +1,127 @@
+"""The pieces every service wires the same way, owned in one place.
+
+`Runtime.open(settings)` connects the registry, builds the selector, breakers and
+client, reads the app's configuration from config_service and follows it;
+`serve(...)` starts a gRPC server, waits for SIGTERM/SIGINT, deregisters and drains.
+A service's `app.py` adds only what is its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from shared.breaker import Breakers
+from shared.client import Client
+from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
+from shared.registry import EtcdRegistry, Registry
+from shared.selector import Selector
+from shared.server import GrpcServer
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S", bound=ServiceSettings)
+ConfigListener = Callable[[dict[str, Any]], Awaitable[None] | None]
+
+
+@dataclass
+class Runtime(Generic[S]):
+    settings: S
+    registry: Registry
+    selector: Selector
+    breakers: Breakers
+    client: Client
+    config: dict[str, Any] = field(default_factory=dict)
+    _listeners: list[ConfigListener] = field(default_factory=list)
+    _watcher: ConfigWatcher | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, settings: S, *, registry: Registry | None = None
+    ) -> AsyncIterator[Runtime[S]]:
+        registry = registry or EtcdRegistry(
+            settings.etcd_endpoint, prefix=settings.registry_prefix, ttl_s=settings.registry_ttl_s
+        )
+        selector = Selector(registry, strategy=settings.selector)
+        breakers = Breakers()
+        runtime = cls(settings, registry, selector, breakers, Client(selector, breakers))
+        try:
+            if settings.use_config_service:
+                await runtime._load_remote_config()
+            yield runtime
+        finally:
+            await runtime._close()
+
+    def grpc_server(self, **options: Any) -> GrpcServer:
+        """A server for this service, bound and advertised as the settings say."""
+        return GrpcServer(
+            name=self.settings.service_name,
+            version=self.settings.service_version,
+            registry=self.registry,
+            host=self.settings.grpc_host,
+            port=self.settings.grpc_port,
+            advertise_host=self.settings.advertise_host,
+            **options,
+        )
+
+    def on_config_change(self, listener: ConfigListener) -> None:
+        """Call `listener` with the app's configuration now and whenever it changes."""
+        self._listeners.append(listener)
+
+    async def _load_remote_config(self) -> None:
+        app = self.settings.service_name
+        remote = await fetch_config(self.client, app, timeout=self.settings.config_wait_s)
+        if remote is not None:
+            self.config = remote
+            self.settings = load_settings(type(self.settings), remote)
+        self._apply_breakers(self.config)
+        self._watcher = ConfigWatcher(self.client, app, self._config_changed)
+        self._watcher.start()
+
+    async def _config_changed(self, config: dict[str, Any]) -> None:
+        self.config = config
+        self._apply_breakers(config)
+        for listener in self._listeners:
+            result = listener(config)
+            if result is not None:
+                await result
+
+    def _apply_breakers(self, config: dict[str, Any]) -> None:
+        overrides = config.get("breakers")
+        if isinstance(overrides, dict):
+            self.breakers.update_settings(overrides)
+
+    async def _close(self) -> None:
+        if self._watcher is not None:
+            await self._watcher.close()
+        await self.client.close()
+        await self.selector.close()
+        await self.registry.close()
+
+
+async def wait_for_signal() -> None:
+    """Return on SIGTERM or SIGINT (Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def serve(server: GrpcServer, until: Awaitable[None] | None = None) -> None:
+    """Start `server`, run until a signal (or `until`), then deregister and drain."""
+    await server.start()
+    try:
+        await (until if until is not None else wait_for_signal())
+    finally:
+        await server.stop()

@@ -1,0 +1,143 @@
+"""A watch-fed cache of nodes per service, and the strategies that pick one.
+
+Picking never waits on the registry: it reads the last snapshot the watch delivered,
+which is also what keeps calls flowing while etcd is unreachable. Only the very first
+call to a service waits, once, for the first snapshot.
+
+Outlier ejection: a node whose calls fail at the transport level is skipped for a while
+(doubling with each consecutive ejection), unless every node is ejected, in which case
+the ejected ones are tried rather than failing without trying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from shared.errors import Reason, ServiceError
+from shared.registry import Registry, ServiceNode
+
+log = logging.getLogger(__name__)
+
+
+class Strategy(StrEnum):
+    ROUND_ROBIN = "round_robin"
+    RANDOM = "random"
+    LEAST_IN_FLIGHT = "least_in_flight"
+
+
+@dataclass
+class NodeState:
+    node: ServiceNode
+    in_flight: int = 0
+    consecutive_failures: int = 0
+    ejections: int = 0
+    ejected_until: float = 0.0
+
+
+@dataclass
+class _ServiceView:
+    nodes: list[NodeState] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    counter: itertools.count[int] = field(default_factory=itertools.count)
+    task: asyncio.Task[None] | None = None
+
+
+class Selector:
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        strategy: Strategy = Strategy.ROUND_ROBIN,
+        eject_after_failures: int = 3,
+        base_ejection_s: float = 5.0,
+        max_ejection_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._registry = registry
+        self.strategy = strategy
+        self._eject_after = eject_after_failures
+        self._base_ejection_s = base_ejection_s
+        self._max_ejection_s = max_ejection_s
+        self._clock = clock
+        self._views: dict[str, _ServiceView] = {}
+
+    async def wait_ready(self, service: str, timeout: float | None) -> bool:
+        """Start watching `service` if needed; wait (bounded) for the first snapshot."""
+        view = self._view(service)
+        if not view.ready.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await view.ready.wait()
+        return view.ready.is_set()
+
+    def nodes(self, service: str) -> list[ServiceNode]:
+        view = self._views.get(service)
+        return [state.node for state in view.nodes] if view else []
+
+    def pick(self, service: str, exclude: Collection[str] = ()) -> NodeState:
+        """A node of `service` not in `exclude` (node ids); raises UNAVAILABLE when none."""
+        view = self._views.get(service)
+        candidates = [s for s in view.nodes if s.node.id not in exclude] if view else []
+        if not candidates:
+            raise ServiceError(Reason.UNAVAILABLE, f"no available node of {service}")
+        now = self._clock()
+        healthy = [s for s in candidates if s.ejected_until <= now] or candidates
+        if len(healthy) == 1:
+            return healthy[0]
+        if self.strategy is Strategy.RANDOM:
+            return random.choice(healthy)
+        if self.strategy is Strategy.LEAST_IN_FLIGHT:
+            first, second = random.sample(healthy, 2)
+            return first if first.in_flight <= second.in_flight else second
+        return healthy[next(view.counter) % len(healthy)]  # type: ignore[union-attr]
+
+    def report(self, state: NodeState, *, transport_ok: bool) -> None:
+        """Record whether a call reached the node, for outlier ejection."""
+        if transport_ok:
+            state.consecutive_failures = 0
+            state.ejections = 0
+            return
+        state.consecutive_failures += 1
+        if state.consecutive_failures >= self._eject_after:
+            duration = min(self._base_ejection_s * 2**state.ejections, self._max_ejection_s)
+            state.ejected_until = self._clock() + duration
+            state.ejections += 1
+            state.consecutive_failures = 0
+            log.warning("ejecting %s for %.0f s after transport failures", state.node.id, duration)
+
+    async def close(self) -> None:
+        for view in self._views.values():
+            if view.task is not None:
+                view.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await view.task
+        self._views.clear()
+
+    def _view(self, service: str) -> _ServiceView:
+        view = self._views.get(service)
+        if view is None:
+            view = self._views[service] = _ServiceView()
+            view.task = asyncio.create_task(self._follow(service, view), name=f"watch-{service}")
+        return view
+
+    async def _follow(self, service: str, view: _ServiceView) -> None:
+        async for snapshot in self._registry.watch(service):
+            # Keep the per-node counters of nodes that stay, so ejections survive updates.
+            known = {state.node.id: state for state in view.nodes}
+            states = []
+            for node in sorted(snapshot, key=lambda n: n.id):
+                state = known.get(node.id)
+                if state is None or state.node != node:
+                    state = NodeState(node)
+                states.append(state)
+            view.nodes = states
+            view.ready.set()
+            log.debug("%s nodes: %s", service, [s.node.address for s in states])

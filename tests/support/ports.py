@@ -1,0 +1,29 @@
+"""Free ports on 127.0.0.1 and waiting for a server to accept connections."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """Return once something accepts TCP connections on the port."""
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            _, writer = await asyncio.open_connection(host, port)
+        except OSError:
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
+            await asyncio.sleep(0.02)
+        else:
+            writer.close()
+            await writer.wait_closed()
+            return

@@ -1,0 +1,78 @@
+"""Service processes started the way `make run` starts them: `python -m <service>`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from shared.registry import EtcdRegistry, ServiceNode
+
+ROOT = Path(__file__).resolve().parents[2]
+TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+class ServiceProcess:
+    def __init__(self, module: str, env: Mapping[str, str], log_path: Path) -> None:
+        self.module = module
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **env}
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, sig: int) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if self.process is None:
+            return None
+        self.signal(signal.SIGCONT)
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def wait_for_nodes(
+    registry: EtcdRegistry, service: str, count: int, timeout: float = 20.0
+) -> list[ServiceNode]:
+    """Wait, by watching the registry, until `service` has exactly `count` nodes."""
+    async with asyncio.timeout(timeout):
+        async for nodes in registry.watch(service):
+            if len(nodes) == count:
+                return nodes
+    raise AssertionError("unreachable")
+
+
+def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
+    return {
+        "ETCD_ENDPOINT": etcd_endpoint,
+        "ENVIRONMENT": "test",
+        "GRPC_PORT": "0",
+        "REGISTRY_TTL_S": "3",
+        "JWT_SECRET": TEST_SECRET,
+        "OTEL_SDK_DISABLED": "true",
+        "LOG_JSON": "false",
+        **extra,
+    }

@@ -1,0 +1,84 @@
+"""The one place that wires user_api together."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from shared import deadline
+from shared.runtime import Runtime
+from user_api import errors
+from user_api.handlers import router
+from user_api.logic import AccountLogic
+from user_api.readiness import reachable
+from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
+from user_api.settings import UserApiSettings
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
+
+
+class RequestBudget:
+    """Gives every HTTP request a time budget that the kit's client turns into deadlines."""
+
+    def __init__(self, app: ASGIApp, seconds: Callable[[], float]) -> None:
+        self._app = app
+        self._seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        with deadline.budget(self._seconds()):
+            await self._app(scope, receive, send)
+
+
+def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
+    settings = runtime.settings
+    app = FastAPI(title="user_api", version=settings.service_version)
+    app.state.logic = AccountLogic(Accounts(runtime.client))
+    app.state.budget_s = settings.request_budget_s
+
+    async def readiness() -> dict[str, bool]:
+        return {s: await reachable(runtime.client, s) for s in (USER_SERVICE, AUTH_SERVICE)}
+
+    app.state.readiness = readiness
+
+    def follow_budget(config: dict[str, Any]) -> None:
+        app.state.budget_s = float(config.get("request_budget_s", settings.request_budget_s))
+
+    runtime.on_config_change(follow_budget)
+    errors.install(app)
+    app.include_router(router)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.debug_endpoints:
+
+        @app.get("/debug/breakers")
+        async def breakers() -> dict[str, Any]:
+            return {"breakers": runtime.breakers.snapshot()}
+
+    app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
+    return app
+
+
+async def run(settings: UserApiSettings) -> None:
+    async with Runtime.open(settings) as runtime:
+        settings = runtime.settings
+        config = uvicorn.Config(
+            create_app(runtime),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        await uvicorn.Server(config).serve()

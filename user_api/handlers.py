@@ -1,0 +1,103 @@
+"""HTTP routes: request ⇄ domain, nothing else."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.exceptions import HTTPException
+
+from shared.errors import Reason, ServiceError
+from user_api.errors import validation_error
+from user_api.logic import AccountLogic, Session, UserView
+
+router = APIRouter()
+
+
+class LoginForm(BaseModel):
+    userName: str = Field(min_length=1, max_length=64)  # noqa: N815 - the seed's field names
+    pwd: str = Field(min_length=1, max_length=1024)
+
+
+def _logic(request: Request) -> AccountLogic:
+    logic: AccountLogic = request.app.state.logic
+    return logic
+
+
+Logic = Annotated[AccountLogic, Depends(_logic)]
+
+
+def bearer_token(request: Request) -> str:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ServiceError(Reason.UNAUTHENTICATED, "missing bearer token")
+    return token.strip()
+
+
+Token = Annotated[str, Depends(bearer_token)]
+
+
+async def _login_fields(request: Request) -> dict[str, Any]:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type == "application/json":
+        try:
+            data = json.loads(await request.body() or b"null")
+        except ValueError:
+            raise ServiceError(Reason.INVALID_ARGUMENT, "body is not valid JSON") from None
+        if not isinstance(data, dict):
+            raise ServiceError(Reason.INVALID_ARGUMENT, "body must be a JSON object")
+        return data
+    if content_type in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
+        form = await request.form()
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    raise HTTPException(415, "send application/x-www-form-urlencoded or application/json")
+
+
+def _user(user: UserView) -> dict[str, Any]:
+    return {"id": user.id, "name": user.name}
+
+
+def _session(session: Session) -> dict[str, Any]:
+    return {
+        "token": session.token,
+        "token_type": "Bearer",
+        "token_id": session.token_id,
+        "expires_at": session.expires_at,
+        "user": _user(session.user),
+    }
+
+
+@router.post("/user/login")
+async def login(request: Request, logic: Logic) -> Any:
+    try:
+        form = LoginForm.model_validate(await _login_fields(request))
+    except ValidationError as error:
+        return validation_error(
+            [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
+        )
+    return _session(await logic.login(form.userName, form.pwd))
+
+
+@router.get("/user/me")
+async def me(token: Token, logic: Logic) -> dict[str, Any]:
+    return _user(await logic.me(token))
+
+
+@router.post("/user/logout")
+async def logout(token: Token, logic: Logic) -> dict[str, Any]:
+    return {"revoked": True, "token_id": await logic.logout(token)}
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(request: Request) -> JSONResponse:
+    checks: dict[str, bool] = await request.app.state.readiness()
+    ready = all(checks.values())
+    return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)

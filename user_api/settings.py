@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from shared.config import ServiceSettings
+
+
+class UserApiSettings(ServiceSettings):
+    service_name: str = "user_api"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    # Every request's time budget; what is left travels down as the gRPC deadline.
+    request_budget_s: float = 3.0
+    # Expose GET /debug/breakers (state and settings of every circuit).
+    debug_endpoints: bool = True

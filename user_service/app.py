@@ -1,0 +1,36 @@
+"""The one place that wires user_service together."""
+
+from __future__ import annotations
+
+from argon2 import PasswordHasher
+
+from shared import db
+from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.runtime import Runtime, serve
+from user_service.handlers import UserHandlers
+from user_service.logic import UserLogic
+from user_service.repository import UserRepository, ensure_schema
+from user_service.settings import UserServiceSettings
+
+
+async def run(settings: UserServiceSettings) -> None:
+    async with Runtime.open(settings) as runtime:
+        settings = runtime.settings
+        engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        try:
+            await ensure_schema(engine)
+            hasher = PasswordHasher(
+                time_cost=settings.argon2_time_cost,
+                memory_cost=settings.argon2_memory_kib,
+                parallelism=settings.argon2_parallelism,
+            )
+            logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
+            server = runtime.grpc_server()
+            server.add_service(
+                user_pb2_grpc.add_UserServiceServicer_to_server,
+                UserHandlers(logic),
+                user_pb2.DESCRIPTOR.services_by_name["UserService"],
+            )
+            await serve(server)
+        finally:
+            await engine.dispose()

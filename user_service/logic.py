@@ -1,0 +1,79 @@
+"""User use cases: verify credentials, read and create users.
+
+Argon2 runs in a worker thread (argon2-cffi releases the GIL), so a login costs the
+event loop nothing. An unknown user is verified against a dummy hash, so that its
+answer takes as long as a wrong password's and says the same thing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from shared.errors import Reason, ServiceError
+from user_service.repository import DuplicateUser, StoredUser, UserRepository
+
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    created_at: datetime
+    last_login_at: datetime | None = None
+
+
+def _public(stored: StoredUser) -> User:
+    return User(stored.id, stored.name, stored.created_at, stored.last_login_at)
+
+
+class UserLogic:
+    def __init__(self, users: UserRepository, hasher: PasswordHasher) -> None:
+        self._users = users
+        self._hasher = hasher
+        self._dummy_hash = hasher.hash("not a password anyone has")
+
+    async def verify_credentials(self, name: str, password: str) -> User:
+        if not name or not password or len(password) > _MAX_PASSWORD:
+            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+        stored = await self._users.by_name(name)
+        matches = await asyncio.to_thread(
+            self._verify, stored.password_hash if stored else self._dummy_hash, password
+        )
+        if stored is None or not matches:
+            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+        return _public(stored)
+
+    async def get_user(self, user_id: int) -> User:
+        stored = await self._users.by_id(user_id)
+        if stored is None:
+            raise ServiceError(Reason.NOT_FOUND, f"no user {user_id}")
+        return _public(stored)
+
+    async def create_user(self, user_id: int | None, name: str, password: str) -> User:
+        if not _NAME.match(name):
+            raise ServiceError(
+                Reason.INVALID_ARGUMENT, "name: 1 to 64 letters, digits or _ . @ -"
+            )
+        if not 3 <= len(password) <= _MAX_PASSWORD:
+            raise ServiceError(Reason.INVALID_ARGUMENT, "password: 3 to 1024 characters")
+        if user_id is not None and user_id <= 0:
+            raise ServiceError(Reason.INVALID_ARGUMENT, "id: a positive number, or 0 to choose")
+        password_hash = await asyncio.to_thread(self._hasher.hash, password)
+        try:
+            return _public(await self._users.create(user_id, name, password_hash))
+        except DuplicateUser:
+            raise ServiceError(Reason.ALREADY_EXISTS, "that user name or id is taken") from None
+
+    def _verify(self, password_hash: str, password: str) -> bool:
+        try:
+            return self._hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False

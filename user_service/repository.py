@@ -1,0 +1,113 @@
+"""Storage of users: the `user` table, through SQLAlchemy asyncio."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import DateTime, Integer, String, func, inspect, select, text
+from sqlalchemy.dialects import mysql
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+_Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class UserRow(Base):
+    __tablename__ = "user"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    user_id: Mapped[int] = mapped_column(Integer, unique=True)
+    user_name: Mapped[str] = mapped_column(String(64), unique=True)
+    pwd: Mapped[str] = mapped_column(String(128))
+    created_time: Mapped[datetime] = mapped_column(_Timestamp, server_default=func.now())
+    updated_time: Mapped[datetime] = mapped_column(
+        _Timestamp, server_default=func.now(), onupdate=func.now()
+    )
+    last_login_time: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    id: int
+    name: str
+    password_hash: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class DuplicateUser(Exception):
+    pass
+
+
+def _stored(row: UserRow) -> StoredUser:
+    return StoredUser(
+        id=row.user_id,
+        name=row.user_name,
+        password_hash=row.pwd,
+        created_at=_aware(row.created_time),
+        last_login_at=_aware(row.last_login_time) if row.last_login_time else None,
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+class UserRepository:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self._sessions = sessions
+
+    async def by_name(self, name: str) -> StoredUser | None:
+        async with self._sessions() as session:
+            row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
+            return _stored(row) if row else None
+
+    async def by_id(self, user_id: int) -> StoredUser | None:
+        async with self._sessions() as session:
+            row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
+            return _stored(row) if row else None
+
+    async def create(self, user_id: int | None, name: str, password_hash: str) -> StoredUser:
+        async with self._sessions() as session:
+            if user_id is None:
+                highest = await session.scalar(select(func.max(UserRow.user_id)))
+                user_id = max(highest or 10000, 10000) + 1
+            row = UserRow(user_id=user_id, user_name=name, pwd=password_hash)
+            session.add(row)
+            try:
+                await session.commit()
+            except IntegrityError as error:
+                raise DuplicateUser(name) from error
+            await session.refresh(row)
+            return _stored(row)
+
+
+async def ensure_schema(engine: AsyncEngine) -> None:
+    """Create the tables and the seed user on a new database (SQLite or MySQL)."""
+    async with engine.begin() as connection:
+        exists = await connection.run_sync(lambda sync: inspect(sync).has_table("user"))
+        if not exists:
+            if engine.dialect.name == "mysql":
+                await _run_sql_file(connection, SQL_DIR / "001_schema.sql")
+            else:
+                await connection.run_sync(Base.metadata.create_all)
+        if not await connection.scalar(select(func.count()).select_from(UserRow)):
+            await _run_sql_file(connection, SQL_DIR / "002_seed.sql")
+
+
+async def _run_sql_file(connection: AsyncConnection, path: Path) -> None:
+    for statement in _statements(path.read_text()):
+        await connection.execute(text(statement))
+
+
+def _statements(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.lstrip().startswith("--")]
+    return [part.strip() for part in "\n".join(lines).split(";") if part.strip()]

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from shared.config import ServiceSettings
+
+
+class UserServiceSettings(ServiceSettings):
+    service_name: str = "user_service"
+    grpc_port: int = 50053
+    # mysql+aiomysql://user:pwd@host/db (or mysql+pymysql://…) for MySQL/MariaDB.
+    database_url: str = "sqlite+aiosqlite:///.run/users.db"
+    database_pool_size: int = 10
+    # Argon2id cost (OWASP's minimum): memory in KiB, iterations, lanes.
+    argon2_memory_kib: int = 19456
+    argon2_time_cost: int = 2
+    argon2_parallelism: int = 1
