@@ -37,7 +37,9 @@ class AuthHandlers(auth_pb2_grpc.AuthServiceServicer):
     async def ValidateToken(
         self, request: auth_pb2.ValidateTokenRequest, context: Context
     ) -> auth_pb2.ValidateTokenResponse:
-        return auth_pb2.ValidateTokenResponse(claims=_to_proto(await self._logic.validate(request.token)))
+        return auth_pb2.ValidateTokenResponse(
+            claims=_to_proto(await self._logic.validate(request.token))
+        )
 
     async def RevokeToken(
         self, request: auth_pb2.RevokeTokenRequest, context: Context

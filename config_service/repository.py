@@ -58,8 +58,9 @@ class ConfigRepository:
 
     async def seed(self, seed_dir: Path) -> None:
         """Store each seed file whose app has no configuration yet."""
-        for path in sorted(seed_dir.glob("*.json")):
-            content = json.dumps(json.loads(path.read_text()), separators=(",", ":"))
+        for path in await asyncio.to_thread(lambda: sorted(seed_dir.glob("*.json"))):
+            raw = await asyncio.to_thread(path.read_text)
+            content = json.dumps(json.loads(raw), separators=(",", ":"))
             key = self._key(path.stem)
             async with asyncio.timeout(self._timeout_s):
                 created, _ = await self._client.transaction(

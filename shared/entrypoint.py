@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -23,7 +24,5 @@ def main(settings_cls: type[S], run: Callable[[S], Awaitable[None]]) -> None:
         print(f"invalid settings for {settings_cls.__name__}:\n{error}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        pass

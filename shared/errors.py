@@ -136,7 +136,11 @@ class ServiceError(Exception):
         """Rebuild the callee's error: its reason if it sent one, else one read from the code."""
         reason: Reason | None = None
         for key, value in error.trailing_metadata() or ():
-            if key == REASON_METADATA_KEY and isinstance(value, str) and value in Reason.__members__:
+            if (
+                key == REASON_METADATA_KEY
+                and isinstance(value, str)
+                and value in Reason.__members__
+            ):
                 reason = Reason(value)
         if reason is None:
             reason = _REASON_OF_CODE.get(error.code(), Reason.INTERNAL)

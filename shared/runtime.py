@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from prometheus_client import start_http_server
+
 from shared.breaker import Breakers
 from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
@@ -51,12 +53,18 @@ class Runtime(Generic[S]):
         selector = Selector(registry, strategy=settings.selector)
         breakers = Breakers()
         runtime = cls(settings, registry, selector, breakers, Client(selector, breakers))
+        metrics = None
+        if settings.metrics_port:
+            # A daemon thread: scraping never competes with the event loop.
+            metrics, _ = start_http_server(settings.metrics_port, addr=settings.grpc_host)
         try:
             if settings.use_config_service:
                 await runtime._load_remote_config()
             yield runtime
         finally:
             await runtime._close()
+            if metrics is not None:
+                metrics.shutdown()
 
     def grpc_server(self, **options: Any) -> GrpcServer:
         """A server for this service, bound and advertised as the settings say."""
@@ -94,8 +102,12 @@ class Runtime(Generic[S]):
 
     def _apply_breakers(self, config: dict[str, Any]) -> None:
         overrides = config.get("breakers")
-        if isinstance(overrides, dict):
+        if not isinstance(overrides, dict):
+            return
+        try:
             self.breakers.update_settings(overrides)
+        except ValueError as error:  # pydantic's ValidationError: keep the settings in force
+            log.error("ignoring invalid breaker settings from config_service: %s", error)
 
     async def _close(self) -> None:
         if self._watcher is not None:
@@ -105,23 +117,25 @@ class Runtime(Generic[S]):
         await self.registry.close()
 
 
-async def wait_for_signal() -> None:
-    """Return on SIGTERM or SIGINT (Ctrl-C)."""
+def stop_signal() -> asyncio.Event:
+    """An event set on SIGTERM or SIGINT (Ctrl-C).
+
+    Install it before registering, so that a signal right after registration is not
+    fatal. The handlers stay installed: a second signal during the (bounded) drain is
+    ignored rather than killing the process before it has deregistered.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(sig)
+    return stop
 
 
-async def serve(server: GrpcServer, until: Awaitable[None] | None = None) -> None:
+async def serve(server: GrpcServer, until: Awaitable[Any] | None = None) -> None:
     """Start `server`, run until a signal (or `until`), then deregister and drain."""
-    await server.start()
+    stopping = stop_signal().wait() if until is None else until
     try:
-        await (until if until is not None else wait_for_signal())
+        await server.start()
+        await stopping
     finally:
         await server.stop()

@@ -15,7 +15,9 @@ from shared.errors import Reason, ServiceError
 log = logging.getLogger(__name__)
 
 
-def error_response(error: ServiceError, *, fields: list[dict[str, str]] | None = None) -> JSONResponse:
+def error_response(
+    error: ServiceError, *, fields: list[dict[str, str]] | None = None
+) -> JSONResponse:
     body = error.to_json()
     if fields:
         body["error"]["fields"] = fields
@@ -51,7 +53,12 @@ def install(app: FastAPI) -> None:
     async def _http(_: Request, error: HTTPException) -> JSONResponse:
         reason = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
         return JSONResponse(
-            {"error": {"reason": reason.get(error.status_code, "HTTP_ERROR"), "message": error.detail}},
+            {
+                "error": {
+                    "reason": reason.get(error.status_code, "HTTP_ERROR"),
+                    "message": error.detail,
+                }
+            },
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )

@@ -29,7 +29,9 @@ class AccountLogic:
     async def login(self, user_name: str, password: str) -> Session:
         user = await self._accounts.verify_credentials(user_name, password)
         issued = await self._accounts.make_token(user)
-        return Session(issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name))
+        return Session(
+            issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name)
+        )
 
     async def me(self, token: str) -> UserView:
         claims = await self._accounts.validate_token(token)

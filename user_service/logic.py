@@ -16,7 +16,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.errors import Reason, ServiceError
-from user_service.repository import DuplicateUser, StoredUser, UserRepository
+from user_service.repository import DuplicateUserError, StoredUser, UserRepository
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 _MAX_PASSWORD = 1024
@@ -59,9 +59,7 @@ class UserLogic:
 
     async def create_user(self, user_id: int | None, name: str, password: str) -> User:
         if not _NAME.match(name):
-            raise ServiceError(
-                Reason.INVALID_ARGUMENT, "name: 1 to 64 letters, digits or _ . @ -"
-            )
+            raise ServiceError(Reason.INVALID_ARGUMENT, "name: 1 to 64 letters, digits or _ . @ -")
         if not 3 <= len(password) <= _MAX_PASSWORD:
             raise ServiceError(Reason.INVALID_ARGUMENT, "password: 3 to 1024 characters")
         if user_id is not None and user_id <= 0:
@@ -69,7 +67,7 @@ class UserLogic:
         password_hash = await asyncio.to_thread(self._hasher.hash, password)
         try:
             return _public(await self._users.create(user_id, name, password_hash))
-        except DuplicateUser:
+        except DuplicateUserError:
             raise ServiceError(Reason.ALREADY_EXISTS, "that user name or id is taken") from None
 
     def _verify(self, password_hash: str, password: str) -> bool:

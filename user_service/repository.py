@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +44,7 @@ class StoredUser:
     last_login_at: datetime | None
 
 
-class DuplicateUser(Exception):
+class DuplicateUserError(Exception):
     pass
 
 
@@ -85,7 +86,7 @@ class UserRepository:
             try:
                 await session.commit()
             except IntegrityError as error:
-                raise DuplicateUser(name) from error
+                raise DuplicateUserError(name) from error
             await session.refresh(row)
             return _stored(row)
 
@@ -104,7 +105,7 @@ async def ensure_schema(engine: AsyncEngine) -> None:
 
 
 async def _run_sql_file(connection: AsyncConnection, path: Path) -> None:
-    for statement in _statements(path.read_text()):
+    for statement in _statements(await asyncio.to_thread(path.read_text)):
         await connection.execute(text(statement))
 
 

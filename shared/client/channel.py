@@ -44,7 +44,9 @@ class _UnaryStream:
         self._service = service
         self._endpoint = endpoint
 
-    def __call__(self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any) -> Any:
+    def __call__(
+        self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any
+    ) -> Any:
         node = self._client.selector.pick(self._service)
         stream = self._client.node_channel(node.node.address).unary_stream(
             self._endpoint.path,

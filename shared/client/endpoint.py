@@ -68,7 +68,7 @@ def resolve(request: Message, method: str) -> Endpoint:
     for service in message.file.services_by_name.values():
         candidate = service.methods_by_name.get(method)
         if candidate is not None and candidate.input_type is message:
-            return Endpoint.from_descriptor(candidate)
+            return Endpoint.from_descriptor(candidate)  # type: ignore[arg-type]
     raise ServiceError(
         Reason.INVALID_ARGUMENT, f"no method {method}({message.full_name}) in {message.file.name}"
     )

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support.ports import free_port, wait_for_port
+from tests.support.ports import free_port, wait_for_port_sync
 
 ETCD = Path(sys.executable).parent / "etcd"
 
@@ -27,7 +27,7 @@ class EtcdServer:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    async def start(self) -> None:
+    def start(self) -> None:
         url = f"http://127.0.0.1:{self.port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.process = subprocess.Popen(
@@ -45,7 +45,7 @@ class EtcdServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        await wait_for_port(self.port)
+        wait_for_port_sync(self.port)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None and self.process.poll() is None:

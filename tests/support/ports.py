@@ -27,3 +27,16 @@ async def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1
             writer.close()
             await writer.wait_closed()
             return
+
+
+def wait_for_port_sync(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:
+    """The blocking twin of `wait_for_port`, for fixtures that start processes."""
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"nothing listens on {host}:{port} after {timeout} s") from None
+            time.sleep(0.02)

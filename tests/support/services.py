@@ -39,6 +39,10 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             os.kill(self.process.pid, sig)
 
+    def wait(self, timeout: float = 15.0) -> int:
+        assert self.process is not None
+        return self.process.wait(timeout=timeout)
+
     def stop(self, timeout: float = 15.0) -> int | None:
         if self.process is None:
             return None

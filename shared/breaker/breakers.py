@@ -1,0 +1,88 @@
+"""The process's breakers: one `Command` per `<service>.<method>`, made on first use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.breaker.command import Command, Fallback, IsFailure, default_is_failure
+from shared.breaker.metrics import BreakerMetrics, default_metrics
+from shared.breaker.settings import DEFAULT_KEY, BreakerSettings, resolve
+from shared.breaker.storage import StorageFactory, memory_storage
+
+
+class Breakers:
+    """Settings are layered: `defaults` <- overrides["default"] <- overrides[command].
+
+    Use from one event loop: the commands take no locks (asyncio makes each step between two
+    awaits atomic), so they are not thread-safe.
+
+    `metrics=None` uses one `BreakerMetrics` on prometheus_client's global registry, shared
+    by every `Breakers` of the process (the gauges then show the last one made per command);
+    pass your own to use another registry.
+    `sync_interval_s` is how often a command re-reads shared storage (Redis) to notice a
+    circuit opened or closed by another replica; memory storage is never re-read.
+    """
+
+    def __init__(
+        self,
+        defaults: BreakerSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        storage_factory: StorageFactory | None = None,
+        is_failure: IsFailure = default_is_failure,
+        metrics: BreakerMetrics | None = None,
+        sync_interval_s: float = 1.0,
+    ) -> None:
+        self._base = defaults or BreakerSettings()
+        self._defaults = self._base
+        self._overrides: dict[str, dict[str, Any]] = {}
+        self._settings: dict[str, BreakerSettings] = {}
+        self._commands: dict[str, Command] = {}
+        self._clock = clock
+        self._storage_factory = storage_factory or memory_storage
+        self._is_failure = is_failure
+        self._metrics = default_metrics() if metrics is None else metrics
+        self._sync_interval_s = sync_interval_s
+
+    def command(self, name: str) -> Command:
+        command = self._commands.get(name)
+        if command is None:
+            command = self._commands[name] = Command(
+                name,
+                self.settings_for(name),
+                clock=self._clock,
+                storage=self._storage_factory(name),
+                is_failure=self._is_failure,
+                metrics=self._metrics,
+                sync_interval_s=self._sync_interval_s,
+            )
+        return command
+
+    def set_fallback(self, name: str, fallback: Fallback | None) -> None:
+        """Serve `await fallback(error)` instead of failing; `None` removes it."""
+        self.command(name).fallback = fallback
+
+    def settings_for(self, name: str) -> BreakerSettings:
+        return self._settings.get(name, self._defaults)
+
+    def update_settings(self, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+        """Replace all overrides with `overrides` ({"default": {...}, "<command>": {...}}),
+        as read whole from the config service: a command no longer named returns to the
+        defaults. Validated as a whole first, so an invalid value changes nothing."""
+        copied = {name: dict(values) for name, values in overrides.items()}
+        defaults, per_command = resolve(self._base, copied)
+        self._overrides, self._defaults, self._settings = copied, defaults, per_command
+        for name, command in self._commands.items():
+            command.apply_settings(per_command.get(name, defaults))
+
+    def configure(self, name: str = DEFAULT_KEY, **overrides: Any) -> None:
+        """Change some settings of one command (or of "default"), keeping the other overrides."""
+        merged = {key: dict(values) for key, values in self._overrides.items()}
+        merged.setdefault(name, {}).update(overrides)
+        self.update_settings(merged)
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Every command's state and counts, for GET /debug/breakers."""
+        return {name: self._commands[name].snapshot() for name in sorted(self._commands)}

@@ -1,0 +1,69 @@
+"""Fixtures shared by the whole suite: real etcd, MariaDB databases, service processes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from shared.registry import EtcdRegistry
+from tests.support.etcd import EtcdServer
+from tests.support.services import ServiceProcess, service_env
+
+MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
+    server = EtcdServer(tmp_path / "etcd")
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def registry(etcd: EtcdServer) -> AsyncIterator[EtcdRegistry]:
+    registry = EtcdRegistry(etcd.endpoint, ttl_s=3)
+    yield registry
+    await registry.close()
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[str]:
+    """A new database on the machine's MariaDB, dropped afterwards; yields its URL.
+
+    Fails (never skips) when MariaDB is not there: CI must run these tests.
+    """
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    connection = pymysql.connect(**MARIADB)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+        yield f"mysql+pymysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        connection.close()
+
+
+StartService = Callable[..., ServiceProcess]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, etcd: EtcdServer) -> Iterator[StartService]:
+    """Start `python -m <module>` against the test's etcd; every process is stopped after."""
+    started: list[ServiceProcess] = []
+
+    def start(module: str, **env: str) -> ServiceProcess:
+        env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/users.db")
+        log_path = tmp_path / f"{module}-{len(started)}.log"
+        process = ServiceProcess(module, service_env(etcd.endpoint, **env), log_path).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
