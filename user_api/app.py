@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,6 +19,8 @@ from user_api.logic import AccountLogic
 from user_api.readiness import reachable
 from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
 from user_api.settings import UserApiSettings
+
+log = logging.getLogger(__name__)
 
 Scope = MutableMapping[str, Any]
 ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
@@ -80,5 +83,11 @@ async def run(settings: UserApiSettings) -> None:
             log_config=None,
             access_log=False,
             lifespan="off",
+        )
+        url = f"http://{settings.http_host}:{settings.http_port}"
+        log.info(
+            "user_api on %s; try: curl -s -X POST %s/user/login --data 'userName=micro&pwd=123'",
+            url,
+            url,
         )
         await uvicorn.Server(config).serve()

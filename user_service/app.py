@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.retry import until_done
 from shared.runtime import Runtime, serve
 from user_service.handlers import UserHandlers
 from user_service.logic import UserLogic
@@ -18,7 +19,7 @@ async def run(settings: UserServiceSettings) -> None:
         settings = runtime.settings
         engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
         try:
-            await ensure_schema(engine)
+            await until_done(lambda: ensure_schema(engine), "preparing the database")
             hasher = PasswordHasher(
                 time_cost=settings.argon2_time_cost,
                 memory_cost=settings.argon2_memory_kib,

@@ -18,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from shared.errors import Reason, ServiceError
 from user_service.repository import DuplicateUserError, StoredUser, UserRepository
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+_NAME = re.compile(r"^[\w.@-]{1,64}$")
 _MAX_PASSWORD = 1024
 
 

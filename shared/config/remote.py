@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +19,7 @@ from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 log = logging.getLogger(__name__)
 
 CONFIG_SERVICE = "config_service"
+_RETRY_S = 0.1
 OnChange = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
@@ -27,15 +29,21 @@ def _decode(snapshot: config_pb2.ConfigSnapshot) -> dict[str, Any]:
 
 
 async def fetch_config(client: Client, app: str, *, timeout: float) -> dict[str, Any] | None:
-    """The app's configuration, or None when config_service cannot answer in time."""
-    try:
-        snapshot = await client.call(
-            CONFIG_SERVICE, "GetConfig", config_pb2.GetConfigRequest(app=app), timeout=timeout
-        )
-    except ServiceError as error:
-        log.warning("config_service unavailable (%s); using environment and defaults", error)
-        return None
-    return _decode(snapshot)
+    """The app's configuration, or None when config_service cannot answer in time.
+
+    Services start in any order, so config_service may register a moment after us.
+    """
+    give_up = time.monotonic() + timeout
+    request = config_pb2.GetConfigRequest(app=app)
+    while True:
+        left = give_up - time.monotonic()
+        try:
+            return _decode(await client.call(CONFIG_SERVICE, "GetConfig", request, timeout=left))
+        except ServiceError as error:
+            if error.is_business or time.monotonic() + _RETRY_S >= give_up:
+                log.warning("config_service unavailable (%s); using environment and defaults", error)
+                return None
+        await asyncio.sleep(_RETRY_S)
 
 
 class ConfigWatcher:

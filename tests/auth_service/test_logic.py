@@ -1,0 +1,78 @@
+"""Tokens: signed, expiring, unique, revocable."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+
+from auth_service.logic import TokenLogic
+from auth_service.repository import MemoryRevocationStore
+from shared.errors import Reason, ServiceError
+
+SECRET = "a-test-secret-that-is-long-enough-0123456789"
+
+
+def tokens(ttl_s: int = 60, secret: str = SECRET) -> TokenLogic:
+    return TokenLogic(secret, "test-issuer", ttl_s, MemoryRevocationStore())
+
+
+async def test_a_token_carries_the_user_and_validates() -> None:
+    logic = tokens()
+    issued = logic.make_token(10001, "micro")
+
+    claims = await logic.validate(issued.token)
+
+    assert (claims.user_id, claims.user_name) == (10001, "micro")
+    assert claims.expires_at - claims.issued_at == 60
+    assert claims.token_id == issued.claims.token_id
+
+
+def test_every_token_has_its_own_id() -> None:
+    logic = tokens()
+
+    assert logic.make_token(1, "a").claims.token_id != logic.make_token(1, "a").claims.token_id
+
+
+async def test_an_expired_token_is_refused_as_expired() -> None:
+    logic = tokens(ttl_s=-10)
+    issued = logic.make_token(10001, "micro")
+
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
+    assert caught.value.reason is Reason.TOKEN_EXPIRED
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        tokens(secret="another-secret-that-is-long-enough-0123456789").make_token(1, "a").token,
+        jwt.encode({"sub": "1", "jti": "x", "iat": 0, "exp": 2**40, "iss": "test-issuer"}, "k" * 32),
+        jwt.encode({"sub": "1", "jti": "x"}, SECRET),
+    ],
+    ids=["garbage", "other-key", "forged", "missing-claims"],
+)
+async def test_tokens_not_signed_by_us_are_invalid(token: str) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await tokens().validate(token)
+
+    assert caught.value.reason is Reason.TOKEN_INVALID
+
+
+async def test_a_revoked_token_is_refused_as_revoked() -> None:
+    logic = tokens()
+    issued = logic.make_token(10001, "micro")
+
+    await logic.revoke(issued.token)
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
+    assert caught.value.reason is Reason.TOKEN_REVOKED
+
+
+def test_a_missing_user_is_an_invalid_argument() -> None:
+    with pytest.raises(ServiceError) as caught:
+        tokens().make_token(0, "")
+
+    assert caught.value.reason is Reason.INVALID_ARGUMENT

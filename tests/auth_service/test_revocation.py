@@ -1,0 +1,50 @@
+"""Revocation is seen by every auth_service replica and survives their restart (real etcd)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+
+from shared.errors import Reason, ServiceError
+from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
+from shared.registry import EtcdRegistry
+from tests.conftest import StartService
+from tests.support.services import wait_for_nodes
+
+
+async def _call(address: str, method: str, request: Any) -> Any:
+    async with grpc.aio.insecure_channel(address) as channel:
+        stub = auth_pb2_grpc.AuthServiceStub(channel)
+        try:
+            return await getattr(stub, method)(request, timeout=5)
+        except grpc.aio.AioRpcError as error:
+            raise ServiceError.from_rpc_error(error) from None
+
+
+async def test_a_token_revoked_on_one_replica_is_refused_by_all_even_after_restart(
+    start_service: StartService, registry: EtcdRegistry
+) -> None:
+    first = start_service("auth_service")
+    start_service("auth_service")
+    one, two = await wait_for_nodes(registry, "auth_service", 2)
+    issued = await _call(
+        one.address, "MakeAccessToken", auth_pb2.MakeAccessTokenRequest(user_id=7, user_name="u")
+    )
+    validate = auth_pb2.ValidateTokenRequest(token=issued.token)
+    assert (await _call(two.address, "ValidateToken", validate)).claims.user_id == 7
+
+    await _call(one.address, "RevokeToken", auth_pb2.RevokeTokenRequest(token=issued.token))
+    for node in (one, two):
+        with pytest.raises(ServiceError) as caught:
+            await _call(node.address, "ValidateToken", validate)
+        assert caught.value.reason is Reason.TOKEN_REVOKED
+
+    first.stop()
+    start_service("auth_service")
+    nodes = await wait_for_nodes(registry, "auth_service", 2)
+    [restarted] = [node for node in nodes if node.id not in (one.id, two.id)]
+    with pytest.raises(ServiceError) as caught:
+        await _call(restarted.address, "ValidateToken", validate)
+    assert caught.value.reason is Reason.TOKEN_REVOKED

@@ -1,0 +1,80 @@
+"""config_service: seeded on first start, served per app, changes pushed within a second."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.breaker import Breakers
+from shared.client import Client
+from shared.config import ConfigWatcher, fetch_config
+from shared.registry import EtcdRegistry
+from shared.selector import Selector
+from tests.conftest import StartService
+from tests.support.etcd import EtcdServer
+from tests.support.services import wait_for_nodes
+
+ETCDCTL = Path(sys.executable).parent / "etcdctl"
+SEED = Path(__file__).resolve().parents[2] / "config_service" / "seed"
+
+
+@pytest.fixture
+async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIterator[Client]:
+    start_service("config_service")
+    await wait_for_nodes(registry, "config_service", 1)
+    selector = Selector(registry)
+    client = Client(selector, Breakers())
+    yield client
+    await client.close()
+    await selector.close()
+
+
+def etcdctl(etcd: EtcdServer, *args: str) -> None:
+    subprocess.run([str(ETCDCTL), f"--endpoints={etcd.endpoint}", *args], check=True, capture_output=True)
+
+
+async def test_apps_get_their_seeded_configuration(client: Client) -> None:
+    config = await fetch_config(client, "user_api", timeout=5)
+
+    assert config == json.loads((SEED / "user_api.json").read_text())
+
+
+async def test_an_app_without_configuration_gets_an_empty_object(client: Client) -> None:
+    assert await fetch_config(client, "no_such_app", timeout=5) == {}
+
+
+async def test_an_etcdctl_put_reaches_a_watching_service_within_a_second(
+    client: Client, etcd: EtcdServer
+) -> None:
+    changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    watcher = ConfigWatcher(client, "user_api", changes.put_nowait)
+    watcher.start()
+    try:
+        await asyncio.wait_for(changes.get(), 5)  # the current configuration comes first
+        put_at = time.monotonic()
+        etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 1.5}')
+        changed = await asyncio.wait_for(changes.get(), 5)
+        assert time.monotonic() - put_at < 1.0
+    finally:
+        await watcher.close()
+
+    assert changed == {"request_budget_s": 1.5}
+
+
+async def test_the_seed_never_overwrites_a_configuration_an_operator_changed(
+    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer, client: Client
+) -> None:
+    etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 9}')
+    process = start_service("config_service")
+    await wait_for_nodes(registry, "config_service", 2)
+    process.stop()
+
+    assert await fetch_config(client, "user_api", timeout=5) == {"request_budget_s": 9}

@@ -1,0 +1,78 @@
+"""User use cases against a real (SQLite) database seeded from sql/."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+
+from shared import db
+from shared.errors import Reason, ServiceError
+from user_service.logic import UserLogic
+from user_service.repository import UserRepository, ensure_schema
+
+FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture
+async def logic(tmp_path: Path) -> AsyncIterator[UserLogic]:
+    engine = db.create_engine(f"sqlite:///{tmp_path}/users.db")
+    await ensure_schema(engine)
+    yield UserLogic(UserRepository(db.session_factory(engine)), FAST_HASHER)
+    await engine.dispose()
+
+
+async def test_the_seed_user_logs_in_with_the_readme_password(logic: UserLogic) -> None:
+    user = await logic.verify_credentials("micro", "123")
+
+    assert (user.id, user.name) == (10001, "micro")
+
+
+@pytest.mark.parametrize(("name", "password"), [("micro", "wrong"), ("nobody", "123"), ("", "")])
+async def test_bad_credentials_all_fail_the_same_way(
+    logic: UserLogic, name: str, password: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await logic.verify_credentials(name, password)
+
+    assert caught.value.reason is Reason.INVALID_CREDENTIALS
+    assert str(caught.value) == "invalid user name or password"
+
+
+async def test_a_created_user_is_stored_hashed_and_can_log_in(
+    logic: UserLogic, tmp_path: Path
+) -> None:
+    created = await logic.create_user(None, "alice", "s3cret!")
+
+    assert created.id == 10002
+    assert (await logic.verify_credentials("alice", "s3cret!")).id == created.id
+    assert b"s3cret!" not in (tmp_path / "users.db").read_bytes()
+
+
+async def test_a_taken_name_is_refused(logic: UserLogic) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await logic.create_user(None, "micro", "whatever")
+
+    assert caught.value.reason is Reason.ALREADY_EXISTS
+
+
+@pytest.mark.parametrize(
+    ("user_id", "name", "password"),
+    [(None, "no spaces", "secret"), (None, "x" * 65, "secret"), (None, "bob", "12"), (-1, "bob", "secret")],
+)
+async def test_invalid_new_users_are_refused_with_a_clear_reason(
+    logic: UserLogic, user_id: int | None, name: str, password: str
+) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await logic.create_user(user_id, name, password)
+
+    assert caught.value.reason is Reason.INVALID_ARGUMENT
+
+
+async def test_an_unknown_id_is_not_found(logic: UserLogic) -> None:
+    with pytest.raises(ServiceError) as caught:
+        await logic.get_user(424242)
+
+    assert caught.value.reason is Reason.NOT_FOUND
