@@ -20,6 +20,7 @@ async def run(settings: AuthServiceSettings) -> None:
                 settings.jwt_issuer,
                 settings.token_ttl_s,
                 EtcdRevocationStore(etcd, settings.revocation_prefix),
+                runtime.broker,
             )
             server = runtime.grpc_server()
             server.add_service(

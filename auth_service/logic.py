@@ -9,7 +9,10 @@ from dataclasses import dataclass
 import jwt
 
 from auth_service.repository import RevocationStore
+from shared.broker import Broker
+from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
+from shared.proto.events.v1.events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
@@ -31,11 +34,19 @@ class IssuedToken:
 
 
 class TokenLogic:
-    def __init__(self, secret: str, issuer: str, ttl_s: int, revoked: RevocationStore) -> None:
+    def __init__(
+        self,
+        secret: str,
+        issuer: str,
+        ttl_s: int,
+        revoked: RevocationStore,
+        events: Broker | None = None,
+    ) -> None:
         self._secret = secret
         self._issuer = issuer
         self._ttl_s = ttl_s
         self._revoked = revoked
+        self._events = events
 
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
@@ -61,6 +72,11 @@ class TokenLogic:
     async def revoke(self, token: str) -> Claims:
         claims = self._decode(token)
         await self._revoked.revoke(claims.token_id, claims.expires_at)
+        if self._events is not None:
+            revoked = TokenRevoked(
+                token_id=claims.token_id, user_id=claims.user_id, occurred_at_ms=now_ms()
+            )
+            await publish_event(self._events, revoked)
         return claims
 
     def _decode(self, token: str) -> Claims:

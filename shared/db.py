@@ -5,9 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
-_ASYNC_DRIVERS = {"mysql": "mysql+aiomysql", "mariadb": "mysql+aiomysql", "sqlite": "sqlite+aiosqlite"}
+_ASYNC_DRIVERS = {
+    "mysql": "mysql+aiomysql",
+    "mariadb": "mysql+aiomysql",
+    "sqlite": "sqlite+aiosqlite",
+}
 
 
 def async_url(url: str) -> str:
@@ -17,7 +26,10 @@ def async_url(url: str) -> str:
     """
     parsed = make_url(url)
     backend = parsed.get_backend_name()
-    if backend in _ASYNC_DRIVERS and parsed.drivername not in ("mysql+aiomysql", "sqlite+aiosqlite"):
+    if backend in _ASYNC_DRIVERS and parsed.drivername not in (
+        "mysql+aiomysql",
+        "sqlite+aiosqlite",
+    ):
         parsed = parsed.set(drivername=_ASYNC_DRIVERS[backend])
     if parsed.get_backend_name() == "mysql" and "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
@@ -31,7 +43,15 @@ def create_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Async
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         return create_async_engine(url, echo=echo)
-    return create_async_engine(url, echo=echo, pool_size=pool_size, pool_pre_ping=True, pool_recycle=3600)
+    return create_async_engine(
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        pool_pre_ping=True,
+        pool_recycle=3600,
+        # Timestamps are stored as UTC whatever the server's zone is.
+        connect_args={"init_command": "SET time_zone = '+00:00'"},
+    )
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -1,7 +1,7 @@
 """The pieces every service wires the same way, owned in one place.
 
-`Runtime.open(settings)` connects the registry, builds the selector, breakers and
-client, reads the app's configuration from config_service and follows it;
+`Runtime.open(settings)` connects the registry, builds the selector, breakers,
+client and broker, reads the app's configuration from config_service and follows it;
 `serve(...)` starts a gRPC server, waits for SIGTERM/SIGINT, deregisters and drains.
 A service's `app.py` adds only what is its own.
 """
@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import start_http_server
 
 from shared.breaker import Breakers
+from shared.broker import Broker, BrokerSettings, build_broker
 from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
 from shared.registry import EtcdRegistry, Registry
@@ -38,6 +39,7 @@ class Runtime(Generic[S]):
     selector: Selector
     breakers: Breakers
     client: Client
+    broker: Broker
     config: dict[str, Any] = field(default_factory=dict)
     _listeners: list[ConfigListener] = field(default_factory=list)
     _watcher: ConfigWatcher | None = None
@@ -52,12 +54,14 @@ class Runtime(Generic[S]):
         )
         selector = Selector(registry, strategy=settings.selector)
         breakers = Breakers()
-        runtime = cls(settings, registry, selector, breakers, Client(selector, breakers))
+        broker = build_broker(BrokerSettings(url=settings.nats_url), settings.service_name)
+        runtime = cls(settings, registry, selector, breakers, Client(selector, breakers), broker)
         metrics = None
         if settings.metrics_port:
             # A daemon thread: scraping never competes with the event loop.
             metrics, _ = start_http_server(settings.metrics_port, addr=settings.grpc_host)
         try:
+            await broker.start()  # returns at once when NATS is down: events wait in the outbox
             if settings.use_config_service:
                 await runtime._load_remote_config()
             yield runtime
@@ -112,6 +116,7 @@ class Runtime(Generic[S]):
     async def _close(self) -> None:
         if self._watcher is not None:
             await self._watcher.close()
+        await self.broker.close()
         await self.client.close()
         await self.selector.close()
         await self.registry.close()

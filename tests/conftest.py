@@ -11,7 +11,10 @@ import pytest
 
 from shared.registry import EtcdRegistry
 from tests.support.etcd import EtcdServer
+from tests.support.nats import nats_server
 from tests.support.services import ServiceProcess, service_env
+
+__all__ = ["nats_server"]
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 

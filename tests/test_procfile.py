@@ -27,7 +27,7 @@ async def test_the_procfile_starts_a_system_where_the_readme_curl_works(tmp_path
         "ETCD_PEER_PORT": str(free_port()),
         "NATS_PORT": str(nats_port),
         "ETCD_ENDPOINT": f"127.0.0.1:{etcd_port}",
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",
+        "NATS_URL": f"nats://127.0.0.1:{nats_port}",  # the Procfile's own nats-server
         "GRPC_PORT": "0",
         "HTTP_PORT": str(http_port),
         "JWT_SECRET": TEST_SECRET,

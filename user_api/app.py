@@ -44,7 +44,7 @@ class RequestBudget:
 def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     app = FastAPI(title="user_api", version=settings.service_version)
-    app.state.logic = AccountLogic(Accounts(runtime.client))
+    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
     app.state.budget_s = settings.request_budget_s
 
     async def readiness() -> dict[str, bool]:

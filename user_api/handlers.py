@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException
 
 from shared.errors import Reason, ServiceError
 from user_api.errors import validation_error
-from user_api.logic import AccountLogic, Session, UserView
+from user_api.logic import AccountLogic, Caller, Session, UserView
 
 router = APIRouter()
 
@@ -78,7 +78,11 @@ async def login(request: Request, logic: Logic) -> Any:
         return validation_error(
             [{"field": ".".join(map(str, e["loc"])), "message": e["msg"]} for e in error.errors()]
         )
-    return _session(await logic.login(form.userName, form.pwd))
+    caller = Caller(
+        address=request.client.host if request.client else "",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    return _session(await logic.login(form.userName, form.pwd, caller))
 
 
 @router.get("/user/me")

@@ -1,11 +1,24 @@
-"""The API's use cases: log in, who am I, log out."""
+"""The API's use cases: log in, who am I, log out.
+
+Login events go to the broker's outbox after the outcome is decided: the response never
+waits for NATS, and a login never fails because NATS is down.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared.broker import Broker
+from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
+from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
 from user_api.repository import Accounts
+
+
+@dataclass(frozen=True)
+class Caller:
+    address: str = ""
+    user_agent: str = ""
 
 
 @dataclass(frozen=True)
@@ -23,12 +36,32 @@ class Session:
 
 
 class AccountLogic:
-    def __init__(self, accounts: Accounts) -> None:
+    def __init__(self, accounts: Accounts, events: Broker) -> None:
         self._accounts = accounts
+        self._events = events
 
-    async def login(self, user_name: str, password: str) -> Session:
-        user = await self._accounts.verify_credentials(user_name, password)
+    async def login(self, user_name: str, password: str, caller: Caller) -> Session:
+        try:
+            user = await self._accounts.verify_credentials(user_name, password)
+        except ServiceError as error:
+            if error.is_business:  # a failed attempt, not an outage: worth an event
+                failed = UserLoginFailed(
+                    user_name=user_name,
+                    reason=error.reason.value,
+                    occurred_at_ms=now_ms(),
+                    client_address=caller.address,
+                )
+                await publish_event(self._events, failed)
+            raise
         issued = await self._accounts.make_token(user)
+        logged_in = UserLoggedIn(
+            user_id=user.id,
+            user_name=user.name,
+            occurred_at_ms=now_ms(),
+            client_address=caller.address,
+            user_agent=caller.user_agent,
+        )
+        await publish_event(self._events, logged_in)
         return Session(
             issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name)
         )

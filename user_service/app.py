@@ -5,10 +5,11 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 
 from shared import db
+from shared.broker.events import USER_LOGGED_IN
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.retry import until_done
 from shared.runtime import Runtime, serve
-from user_service.handlers import UserHandlers
+from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import UserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
@@ -26,6 +27,9 @@ async def run(settings: UserServiceSettings) -> None:
                 parallelism=settings.argon2_parallelism,
             )
             logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
+            await runtime.broker.subscribe(
+                USER_LOGGED_IN, LoginEvents(logic).on_logged_in, queue=settings.service_name
+            )
             server = runtime.grpc_server()
             server.add_service(
                 user_pb2_grpc.add_UserServiceServicer_to_server,

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
+from shared.broker import Event
+from shared.broker.events import decode
+from shared.proto.events.v1.events_pb2 import UserLoggedIn
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from user_service.logic import User, UserLogic
+
+log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -41,3 +48,22 @@ class UserHandlers(user_pb2_grpc.UserServiceServicer):
     ) -> user_pb2.CreateUserResponse:
         user = await self._logic.create_user(request.id or None, request.name, request.password)
         return user_pb2.CreateUserResponse(user=_to_proto(user))
+
+
+class LoginEvents:
+    """Consumes `user.logged_in`: the login history and each user's last login time."""
+
+    def __init__(self, logic: UserLogic) -> None:
+        self._logic = logic
+
+    async def on_logged_in(self, event: Event) -> None:
+        login = decode(event, UserLoggedIn)
+        applied = await self._logic.record_login(
+            event.event_id,
+            login.user_id,
+            datetime.fromtimestamp(login.occurred_at_ms / 1000, UTC),
+            login.client_address,
+            login.user_agent,
+        )
+        if not applied:
+            log.info("login event %s was applied before; ignored", event.event_id)

@@ -70,6 +70,12 @@ class UserLogic:
         except DuplicateUserError:
             raise ServiceError(Reason.ALREADY_EXISTS, "that user name or id is taken") from None
 
+    async def record_login(
+        self, event_id: str, user_id: int, at: datetime, client_address: str, user_agent: str
+    ) -> bool:
+        """Apply a login event once; a redelivered event changes nothing."""
+        return await self._users.record_login(event_id, user_id, at, client_address, user_agent)
+
     def _verify(self, password_hash: str, password: str) -> bool:
         try:
             return self._hasher.verify(password_hash, password)

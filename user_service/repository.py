@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import DateTime, Integer, String, func, inspect, select, text
+from sqlalchemy import BigInteger, DateTime, Integer, String, func, or_, select, text, update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -33,6 +33,19 @@ class UserRow(Base):
         _Timestamp, server_default=func.now(), onupdate=func.now()
     )
     last_login_time: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+
+
+class LoginRow(Base):
+    __tablename__ = "login_history"
+
+    id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
+    )
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    logged_in_at: Mapped[datetime] = mapped_column(_Timestamp)
+    client_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(255), default="")
 
 
 @dataclass(frozen=True)
@@ -90,18 +103,57 @@ class UserRepository:
             await session.refresh(row)
             return _stored(row)
 
+    async def record_login(
+        self, event_id: str, user_id: int, at: datetime, client_address: str, user_agent: str
+    ) -> bool:
+        """Store one login and the user's last login time; False if the event was stored before."""
+        moment = at.astimezone(UTC).replace(tzinfo=None)
+        row = LoginRow(
+            event_id=event_id,
+            user_id=user_id,
+            logged_in_at=moment,
+            client_address=client_address[:64],
+            user_agent=user_agent[:255],
+        )
+        # Events may arrive out of order: the last login time only moves forward.
+        last_login = (
+            update(UserRow)
+            .where(UserRow.user_id == user_id)
+            .where(or_(UserRow.last_login_time.is_(None), UserRow.last_login_time < moment))
+            .values(last_login_time=moment)
+        )
+        async with self._sessions() as session:
+            try:
+                session.add(row)
+                await session.execute(last_login)
+                await session.commit()
+            except IntegrityError:  # the event's unique id: it was applied before
+                await session.rollback()
+                return False
+            return True
+
+    async def logins(self, user_id: int) -> int:
+        async with self._sessions() as session:
+            count = await session.scalar(
+                select(func.count()).select_from(LoginRow).where(LoginRow.user_id == user_id)
+            )
+            return int(count or 0)
+
+
+_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
+_SEED = "002_seed.sql"
+
 
 async def ensure_schema(engine: AsyncEngine) -> None:
-    """Create the tables and the seed user on a new database (SQLite or MySQL)."""
+    """Create missing tables, and the seed user on a new database (SQLite or MySQL)."""
     async with engine.begin() as connection:
-        exists = await connection.run_sync(lambda sync: inspect(sync).has_table("user"))
-        if not exists:
-            if engine.dialect.name == "mysql":
-                await _run_sql_file(connection, SQL_DIR / "001_schema.sql")
-            else:
-                await connection.run_sync(Base.metadata.create_all)
+        if engine.dialect.name == "mysql":
+            for name in _MYSQL_SCHEMA:  # CREATE TABLE IF NOT EXISTS: safe on every start
+                await _run_sql_file(connection, SQL_DIR / name)
+        else:
+            await connection.run_sync(Base.metadata.create_all)
         if not await connection.scalar(select(func.count()).select_from(UserRow)):
-            await _run_sql_file(connection, SQL_DIR / "002_seed.sql")
+            await _run_sql_file(connection, SQL_DIR / _SEED)
 
 
 async def _run_sql_file(connection: AsyncConnection, path: Path) -> None:

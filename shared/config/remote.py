@@ -41,7 +41,9 @@ async def fetch_config(client: Client, app: str, *, timeout: float) -> dict[str,
             return _decode(await client.call(CONFIG_SERVICE, "GetConfig", request, timeout=left))
         except ServiceError as error:
             if error.is_business or time.monotonic() + _RETRY_S >= give_up:
-                log.warning("config_service unavailable (%s); using environment and defaults", error)
+                log.warning(
+                    "config_service unavailable (%s); using environment and defaults", error
+                )
                 return None
         await asyncio.sleep(_RETRY_S)
 

@@ -48,7 +48,9 @@ async def test_an_expired_token_is_refused_as_expired() -> None:
     [
         "garbage",
         tokens(secret="another-secret-that-is-long-enough-0123456789").make_token(1, "a").token,
-        jwt.encode({"sub": "1", "jti": "x", "iat": 0, "exp": 2**40, "iss": "test-issuer"}, "k" * 32),
+        jwt.encode(
+            {"sub": "1", "jti": "x", "iat": 0, "exp": 2**40, "iss": "test-issuer"}, "k" * 32
+        ),
         jwt.encode({"sub": "1", "jti": "x"}, SECRET),
     ],
     ids=["garbage", "other-key", "forged", "missing-claims"],

@@ -38,7 +38,9 @@ async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIt
 
 
 def etcdctl(etcd: EtcdServer, *args: str) -> None:
-    subprocess.run([str(ETCDCTL), f"--endpoints={etcd.endpoint}", *args], check=True, capture_output=True)
+    subprocess.run(
+        [str(ETCDCTL), f"--endpoints={etcd.endpoint}", *args], check=True, capture_output=True
+    )
 
 
 async def test_apps_get_their_seeded_configuration(client: Client) -> None:

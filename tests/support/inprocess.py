@@ -41,7 +41,9 @@ class InProcessSystem:
 
 
 @asynccontextmanager
-async def in_process_system(tmp_path: Path, **api_settings: object) -> AsyncIterator[InProcessSystem]:
+async def in_process_system(
+    tmp_path: Path, **api_settings: object
+) -> AsyncIterator[InProcessSystem]:
     registry = MemoryRegistry()
     engine = db.create_engine(f"sqlite:///{tmp_path}/users.db")
     await ensure_schema(engine)
@@ -60,7 +62,11 @@ async def in_process_system(tmp_path: Path, **api_settings: object) -> AsyncIter
     )
     await user_server.start()
     await auth_server.start()
-    settings = UserApiSettings(use_config_service=False, **api_settings)  # type: ignore[arg-type]
+    settings = UserApiSettings(
+        use_config_service=False,
+        nats_url="memory://",
+        **api_settings,  # type: ignore[arg-type]
+    )
     try:
         async with Runtime.open(settings, registry=registry) as runtime:
             transport = httpx.ASGITransport(app=create_app(runtime))

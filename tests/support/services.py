@@ -76,6 +76,8 @@ def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
         "GRPC_PORT": "0",
         "REGISTRY_TTL_S": "3",
         "JWT_SECRET": TEST_SECRET,
+        # Events stay in each process unless a test brings its own NATS.
+        "NATS_URL": "memory://",
         "OTEL_SDK_DISABLED": "true",
         "LOG_JSON": "false",
         **extra,

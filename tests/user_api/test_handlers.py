@@ -63,7 +63,9 @@ async def test_missing_or_malformed_fields_get_422_naming_the_field(
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1, 2]", b'"text"'])
-async def test_a_body_that_is_not_a_json_object_gets_422(api: httpx.AsyncClient, body: bytes) -> None:
+async def test_a_body_that_is_not_a_json_object_gets_422(
+    api: httpx.AsyncClient, body: bytes
+) -> None:
     response = await api.post(
         "/user/login", content=body, headers={"Content-Type": "application/json"}
     )

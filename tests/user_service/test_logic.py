@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,12 @@ async def test_a_taken_name_is_refused(logic: UserLogic) -> None:
 
 @pytest.mark.parametrize(
     ("user_id", "name", "password"),
-    [(None, "no spaces", "secret"), (None, "x" * 65, "secret"), (None, "bob", "12"), (-1, "bob", "secret")],
+    [
+        (None, "no spaces", "secret"),
+        (None, "x" * 65, "secret"),
+        (None, "bob", "12"),
+        (-1, "bob", "secret"),
+    ],
 )
 async def test_invalid_new_users_are_refused_with_a_clear_reason(
     logic: UserLogic, user_id: int | None, name: str, password: str
@@ -76,3 +82,21 @@ async def test_an_unknown_id_is_not_found(logic: UserLogic) -> None:
         await logic.get_user(424242)
 
     assert caught.value.reason is Reason.NOT_FOUND
+
+
+async def test_a_login_event_delivered_twice_is_applied_once(logic: UserLogic) -> None:
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+    first = await logic.record_login("event-1", 10001, at, "10.0.0.1", "curl/8")
+    again = await logic.record_login("event-1", 10001, at, "10.0.0.1", "curl/8")
+
+    assert (first, again) == (True, False)
+    assert (await logic.get_user(10001)).last_login_at == at
+
+
+async def test_an_older_login_arriving_late_keeps_the_newer_last_login(logic: UserLogic) -> None:
+    newer = datetime(2026, 1, 2, tzinfo=UTC)
+    await logic.record_login("event-new", 10001, newer, "", "")
+    await logic.record_login("event-old", 10001, datetime(2025, 1, 1, tzinfo=UTC), "", "")
+
+    assert (await logic.get_user(10001)).last_login_at == newer

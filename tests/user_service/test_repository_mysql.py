@@ -13,7 +13,9 @@ from user_service.logic import UserLogic
 from user_service.repository import UserRepository, ensure_schema
 
 
-async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(mariadb_database: str) -> None:
+async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
+    mariadb_database: str,
+) -> None:
     engine = db.create_engine(mariadb_database)  # a mysql+pymysql:// URL, as people write it
     try:
         await ensure_schema(engine)

@@ -19,7 +19,9 @@ def _load_generator() -> object:
 def test_generated_code_is_current(tmp_path: Path) -> None:
     _load_generator().generate(ROOT, tmp_path)  # type: ignore[attr-defined]
 
-    generated = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    generated = {
+        p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()
+    }
     committed = {
         p.relative_to(ROOT): p.read_bytes()
         for p in (ROOT / "shared" / "proto").rglob("*")

@@ -1,0 +1,262 @@
+"""The NATS broker: one connection that never gives up, an outbox, and subscriptions.
+
+The connection is made in the background and retried forever, so a service starts
+and serves while NATS is down: the first connection every `reconnect_wait_s` (nats-py's
+own loop), later reconnects with exponential backoff up to `reconnect_max_wait_s`. Core
+subscriptions are replayed by nats-py after a reconnect; durable ones set their
+consumer up again, in case the server came back without its state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine, Mapping
+from typing import Any, cast
+
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client, Server
+
+from shared.broker import backoff, subjects
+from shared.broker.core import CoreSubscription
+from shared.broker.jetstream import DurableSubscription
+from shared.broker.metrics import BrokerMetrics, default_metrics
+from shared.broker.outbox import Outbox, Outgoing, TransientError, make_outgoing
+from shared.broker.protocol import Handler, PublishHook
+from shared.broker.settings import BrokerSettings
+from shared.broker.streams import ensure_streams
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 2
+_NATS_ERRORS = (nats.errors.Error, OSError)
+# Retrying these cannot help: the message itself is at fault.
+_REJECTED = (
+    nats.errors.MaxPayloadError,
+    nats.errors.BadSubjectError,
+    nats.errors.BadHeaderError,
+    nats.js.errors.BadRequestError,
+)
+
+
+class NatsBroker:
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        service_name: str,
+        *,
+        metrics: BrokerMetrics | None = None,
+        on_publish: PublishHook | None = None,
+    ) -> None:
+        self._settings = settings
+        self._service_name = service_name
+        self._metrics = metrics or default_metrics()
+        self._on_publish = on_publish
+        self._nc = Client()
+        self._js = self._nc.jetstream(timeout=settings.publish_timeout_s)
+        self._outbox = Outbox(self._send, capacity=settings.outbox_size, metrics=self._metrics)
+        self._connected = asyncio.Event()
+        self._attempted = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._core: list[CoreSubscription] = []
+        self._durable: list[DurableSubscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connect_task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._outage_logged = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def start(self) -> None:
+        if self._connect_task is not None:
+            return
+        self._outbox.start()
+        self._connect_task = asyncio.create_task(self._connect(), name="broker-connect")
+        # Wait for the first attempt only: with NATS down the service starts anyway.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
+                await self._attempted.wait()
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        item = make_outgoing(
+            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
+        )
+        self._outbox.put(item)
+        return item.event_id
+
+    async def subscribe(
+        self, subject: str, handler: Handler, *, queue: str, durable: bool = True
+    ) -> None:
+        if not subjects.is_valid(subject, wildcards=True):
+            raise ValueError(f"invalid subject to subscribe to: {subject!r}")
+        if not queue or not subjects.is_valid(queue, wildcards=False) or "." in queue:
+            raise ValueError(f"invalid queue group: {queue!r}")
+        if not durable:
+            core = CoreSubscription(subject, queue, handler, self._metrics)
+            self._core.append(core)
+            async with self._lock:
+                if self.connected:
+                    await core.subscribe(self._nc)
+            return
+        stream = subjects.find_stream(self._settings.streams, subject)
+        if stream is None:
+            raise ValueError(f"no stream holds {subject!r}: durable subscription impossible")
+        durable_sub = DurableSubscription(
+            self._js,
+            stream=stream,
+            subject=subject,
+            queue=queue,
+            handler=handler,
+            settings=self._settings,
+            metrics=self._metrics,
+            connected=self._connected,
+        )
+        self._durable.append(durable_sub)
+        if self.connected:
+            # So that the consumer exists, and catches every later event, on return.
+            await durable_sub.setup()
+        durable_sub.start()
+
+    async def flush(self, timeout: float) -> bool:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if not await self._outbox.flush(timeout):
+            return False
+        if self.connected:
+            # Core publishes may still sit in the client's write buffer.
+            try:
+                await self._nc.flush(timeout=cast(int, max(deadline - loop.time(), 0.01)))
+            except _NATS_ERRORS:
+                return False
+        return True
+
+    async def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._settings.close_timeout_s
+        if not await self._outbox.flush(self._settings.close_timeout_s):
+            log.warning("broker outbox not empty at close (%d events)", len(self._outbox))
+        await self._outbox.stop()
+        remaining = max(deadline - loop.time(), 0.1)
+        await asyncio.gather(*(sub.stop(remaining) for sub in self._durable))
+        for task in [*self._tasks, *([self._connect_task] if self._connect_task else [])]:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            # Lets core handlers finish what they were given and sends the last acks.
+            await self._nc.drain()
+        except _NATS_ERRORS:
+            with contextlib.suppress(*_NATS_ERRORS):
+                await self._nc.close()
+        self._connected.clear()
+
+    async def _send(self, item: Outgoing) -> None:
+        await self._connected.wait()
+        headers = dict(item.headers)
+        try:
+            if subjects.find_stream(self._settings.streams, item.subject) is None:
+                await self._nc.publish(item.subject, item.data, headers=headers)
+            else:
+                await self._js.publish(
+                    item.subject,
+                    item.data,
+                    headers=headers,
+                    timeout=self._settings.publish_timeout_s,
+                )
+        except _REJECTED:
+            raise
+        except nats.js.errors.NoStreamResponseError as error:
+            # The server came back without its streams (a fresh store): set them up again.
+            self._spawn(self._ensure_streams())
+            raise TransientError(str(error)) from error
+        except _NATS_ERRORS as error:
+            raise TransientError(str(error)) from error
+
+    async def _connect(self) -> None:
+        await self._nc.connect(
+            servers=self._settings.servers,
+            name=self._service_name,
+            allow_reconnect=True,
+            max_reconnect_attempts=-1,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            # nats-py annotates these as int but only sleeps or waits on them.
+            reconnect_time_wait=cast(int, self._settings.reconnect_wait_s),
+            drain_timeout=cast(int, self._settings.close_timeout_s),
+            reconnect_to_server_handler=self._next_server,
+            error_cb=self._on_error,
+            disconnected_cb=self._on_disconnected,
+            reconnected_cb=self._on_reconnected,
+        )
+        await self._on_connected()
+        # Only now: subscriptions made after start() returns must be live at once.
+        self._attempted.set()
+
+    async def _on_connected(self) -> None:
+        await self._ensure_streams()
+        async with self._lock:
+            for core in self._core:
+                # nats-py replays the subscriptions it has; these were made while offline.
+                if core.sub is None:
+                    await core.subscribe(self._nc)
+            if self._nc.is_connected:  # not lost again while streams were set up
+                self._connected.set()
+        for durable_sub in self._durable:
+            durable_sub.reset()
+        self._outage_logged = False
+        url = self._nc.connected_url
+        log.info("broker connected to NATS at %s", url.netloc if url else "?")
+
+    async def _ensure_streams(self) -> None:
+        try:
+            await ensure_streams(self._js, self._settings)
+        except _NATS_ERRORS as error:
+            log.warning("broker could not set up JetStream streams: %s", error)
+
+    def _next_server(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server, float]:
+        server = min(servers, key=lambda s: s.reconnects)
+        if server.reconnects == 0:
+            return server, 0.0
+        wait = backoff.delay_for_attempt(
+            server.reconnects - 1,
+            self._settings.reconnect_wait_s,
+            self._settings.reconnect_max_wait_s,
+        )
+        return server, wait
+
+    async def _on_error(self, error: Exception) -> None:
+        self._attempted.set()
+        if self._closing:
+            return
+        if not self._outage_logged:
+            self._outage_logged = True
+            log.warning("broker cannot reach NATS (%s); retrying, events wait in the outbox", error)
+        else:
+            log.debug("broker still cannot reach NATS: %s", error)
+
+    async def _on_disconnected(self) -> None:
+        self._connected.clear()
+        if not self._closing:
+            log.warning("broker lost its NATS connection; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        # Spawned: nats-py's reconnect task waits on this callback, and setup may be slow.
+        self._spawn(self._on_connected())
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task: asyncio.Task[None] = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

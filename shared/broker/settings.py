@@ -1,0 +1,63 @@
+"""Broker settings: one frozen object, built by the service and passed down."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DAY_S = 24 * 3600.0
+
+
+def _default_streams() -> dict[str, tuple[str, ...]]:
+    # One stream per domain; a subject outside every stream is sent on core NATS only.
+    return {"USER": ("user.>",), "AUTH": ("auth.>",)}
+
+
+class BrokerSettings(BaseModel):
+    """Where NATS is, and how hard to try to deliver.
+
+    `url` is `nats://host:port` (several separated by commas) or `memory://` for the
+    in-process broker of unit tests.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    url: str = "nats://127.0.0.1:4222"
+    # Events waiting to be sent; past this, new events are dropped and counted.
+    outbox_size: int = Field(default=10_000, ge=1)
+    # A durable delivery not acked within this is delivered again.
+    ack_wait_s: float = Field(default=30.0, gt=0)
+    # Handler attempts per event per service before it goes to the dead-letter stream.
+    max_deliver: int = Field(default=5, ge=1)
+    # Pause before redelivering an event whose handler raised.
+    nak_delay_s: float = Field(default=1.0, ge=0)
+    # Reconnect backoff: first wait, doubled up to the cap (with jitter).
+    reconnect_wait_s: float = Field(default=0.5, gt=0)
+    reconnect_max_wait_s: float = Field(default=10.0, gt=0)
+    # How long one JetStream publish waits for its ack before the outbox retries it.
+    publish_timeout_s: float = Field(default=5.0, gt=0)
+    # Bound on close(): flushing the outbox, then waiting for handlers and draining.
+    close_timeout_s: float = Field(default=10.0, gt=0)
+    # Handlers running at once per durable subscription in one process.
+    max_in_flight: int = Field(default=32, ge=1)
+    streams: dict[str, tuple[str, ...]] = Field(default_factory=_default_streams)
+    stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
+    dlq_stream: str = "DLQ"
+    dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _known_scheme(cls, url: str) -> str:
+        schemes = {part.strip().split("://", 1)[0] for part in url.split(",")}
+        if not schemes <= {"nats", "tls", "ws", "wss", "memory"} or (
+            "memory" in schemes and len(schemes) > 1
+        ):
+            raise ValueError(f"broker url must be nats://… or memory://, not {url!r}")
+        return url
+
+    @property
+    def is_memory(self) -> bool:
+        return self.url.startswith("memory://")
+
+    @property
+    def servers(self) -> list[str]:
+        return [part.strip() for part in self.url.split(",") if part.strip()]
