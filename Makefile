@@ -23,14 +23,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# A signing key for auth_service, made once per checkout and never committed.
-.run/secrets.env:
-	@mkdir -p .run
-	@echo "JWT_SECRET=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')" > $@
+# auth_service creates its signing key here on first start (never committed).
+export JWT_SECRET_FILE ?= .run/jwt_secret
 
-run: $(STAMP) .run/secrets.env
+run: $(STAMP)
 	@echo "starting etcd :$(ETCD_PORT), NATS :$(NATS_PORT), config_service, auth_service, user_service, user_api :8080 (Ctrl-C stops all)"
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho --env .run/secrets.env start
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from auth_service.handlers import AuthHandlers
 from auth_service.logic import TokenLogic
 from auth_service.repository import EtcdRevocationStore
@@ -16,7 +18,7 @@ async def run(settings: AuthServiceSettings) -> None:
         settings = runtime.settings
         async with etcd_client(settings.etcd_endpoint) as etcd:
             logic = TokenLogic(
-                settings.signing_key(),
+                await asyncio.to_thread(settings.signing_key),
                 settings.jwt_issuer,
                 settings.token_ttl_s,
                 EtcdRevocationStore(etcd, settings.revocation_prefix),

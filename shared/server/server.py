@@ -88,9 +88,8 @@ class GrpcServer:
         reflection.enable_server_reflection(
             [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
+        await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
-        for service in ("", *self._services):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.node = ServiceNode(
             name=self.name,
             id=f"{self.name}-{uuid.uuid4().hex[:12]}",
@@ -100,6 +99,9 @@ class GrpcServer:
             metadata=self._metadata,
         )
         await self._registry.register(self.node)
+        # Healthy once callers can find it: a node still waiting for etcd is not.
+        for service in ("", *self._services):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         log.info("%s serving on %s as %s", self.name, self.node.address, self.node.id)
         return self.node
 

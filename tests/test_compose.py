@@ -1,0 +1,541 @@
+"""docker-compose.yml, checked without Docker: against the Compose schema, against the code
+it runs (entry points, settings, ports, health checks), and by running its app services as
+local processes with their compose environment until the README's login works, scaled out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import importlib
+import inspect
+import json
+import re
+import socket
+import tomllib
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import opentelemetry.environment_variables
+import opentelemetry.sdk.environment_variables
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+
+from shared.config import ServiceSettings
+from shared.registry import EtcdRegistry
+from shared.registry.etcd import parse_endpoint
+from shared.server.server import advertised_host
+from shared.tracing import setup_tracing
+from tests.support.compose import (
+    COMPOSE_FILE,
+    COMPOSE_SCHEMA,
+    ROOT,
+    WILDCARD_HOSTS,
+    InterpolationError,
+    LocalCompose,
+    LocalServers,
+    app_services,
+    command,
+    depends_on,
+    environment,
+    exposed_ports,
+    flag_value,
+    healthcheck_argv,
+    host_ports,
+    interpolate,
+    load_compose,
+    load_sql,
+    module_path,
+    port_mappings,
+    python_module,
+    raw_compose,
+    services,
+    start_order,
+    volume_mounts,
+)
+from tests.support.etcd import EtcdServer
+from tests.support.http import login
+from tests.support.nats import NatsServer, nats_server
+from tests.support.otlp import OtlpReceiver, otlp_receiver
+from tests.support.ports import wait_for_port
+from tests.support.services import TEST_SECRET
+
+__all__ = ["nats_server", "otlp_receiver"]  # fixtures used below
+
+# What a user may put in .env before `docker compose up` (nothing is required).
+USER_ENV = {"JWT_SECRET": TEST_SECRET}
+# The README's scale-out command: --scale user_service=3 --scale auth_service=2.
+README_SCALE = {"user_service": 3, "auth_service": 2}
+# Every OTEL_* variable the OpenTelemetry API and SDK (with its OTLP exporter) read.
+OTEL_VARIABLES = {
+    name
+    for module in (opentelemetry.environment_variables, opentelemetry.sdk.environment_variables)
+    for name in dir(module)
+    if name.startswith("OTEL_")
+}
+# Where the MySQL/MariaDB images run initialisation files from, and which files they run.
+INITDB = "/docker-entrypoint-initdb.d"
+INITDB_SUFFIXES = (".sh", ".sql", ".sql.gz", ".sql.xz", ".sql.zst")
+
+
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+PYPROJECT_DEPENDENCIES = {
+    re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+    for requirement in PYPROJECT["project"]["dependencies"]
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return load_compose(USER_ENV)
+
+
+@pytest.fixture(scope="module")
+def apps(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return app_services(compose)
+
+
+def service_packages() -> set[str]:
+    """The project's runnable services: packages with __main__.py and settings.py."""
+    include = PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]
+    return {
+        path.parent.name
+        for path in ROOT.glob("*/__main__.py")
+        if (path.parent / "settings.py").exists()
+        and any(fnmatch.fnmatch(path.parent.name, pattern) for pattern in include)
+    }
+
+
+def settings_class(package: str) -> type[ServiceSettings]:
+    module = importlib.import_module(f"{package}.settings")
+    (cls,) = [
+        value
+        for _, value in inspect.getmembers(module, inspect.isclass)
+        if issubclass(value, ServiceSettings) and value.__module__ == module.__name__
+    ]
+    return cls
+
+
+def settings_from(
+    cls: type[ServiceSettings], env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> ServiceSettings:
+    """The settings `python -m <service>` builds in a container with exactly `env`."""
+    for name in cls.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return cls()
+
+
+def image_version(spec: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
+    """(repository, numeric version) of `repo:v1.2.3-suffix`."""
+    repository, _, tag = spec["image"].partition(":")
+    match = re.match(r"v?(\d+(?:\.\d+)*)", tag)
+    assert match, f"{spec['image']}: pin a version, not {tag or 'latest'}"
+    return repository, tuple(int(part) for part in match.group(1).split("."))
+
+
+# --------------------------------------------------------------------- the file itself
+
+
+def test_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert COMPOSE_SCHEMA.is_file(), (
+        f"{COMPOSE_SCHEMA} is missing: CI checks the project out with ../shared beside it"
+    )
+    schema = json.loads(COMPOSE_SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    validator = jsonschema.Draft7Validator(schema)
+    for document in (raw_compose(), compose):
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
+        assert not errors, "\n".join(errors)
+
+
+def test_interpolation_behaves_like_compose() -> None:
+    env = {"SET": "x", "EMPTY": ""}
+    assert interpolate("${SET:-d} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} $$SET $SET", env) == (
+        "x d d  $SET x"
+    )
+    assert interpolate("${UNSET:-${SET}} ${SET:+alt} ${EMPTY:+alt}", env) == "x alt "
+    with pytest.raises(InterpolationError, match="UNSET: needed"):
+        interpolate("${UNSET:?needed}", env)
+    with pytest.raises(InterpolationError, match="not set"):
+        interpolate("${UNSET}", env)
+
+
+# ------------------------------------------------------------------ wiring to the code
+
+
+def test_every_service_of_the_project_runs_its_own_entry_point(
+    apps: dict[str, dict[str, Any]],
+) -> None:
+    assert set(apps) == service_packages()
+    for name, spec in apps.items():
+        module = python_module(command(spec))
+        assert module == name
+        assert module_path(module).is_file(), f"{name}: no {module_path(module)}"
+
+
+def test_every_variable_a_service_gets_is_a_setting_it_reads(
+    apps: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, spec in apps.items():
+        env = environment(spec)
+        cls = settings_class(name)
+        fields = {field.upper() for field in cls.model_fields}
+        unread = set(env) - fields - OTEL_VARIABLES
+        assert not unread, f"{name} is given variables no code reads: {sorted(unread)}"
+
+        settings = settings_from(cls, env, monkeypatch)  # also validates every value
+
+        for key, value in env.items():
+            if key in fields:
+                actual = getattr(settings, key.lower())
+                if isinstance(actual, SecretStr):
+                    actual = actual.get_secret_value()
+                assert str(actual).lower() == value.lower(), (name, key)
+
+
+def test_the_tracing_variables_configure_the_kits_tracing(
+    apps: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, spec in apps.items():
+        otel = {k: v for k, v in environment(spec).items() if k.startswith("OTEL_")}
+        assert otel.get("OTEL_SDK_DISABLED", "false") != "true", name
+        for variable in OTEL_VARIABLES:
+            monkeypatch.delenv(variable, raising=False)
+        for variable, value in otel.items():
+            monkeypatch.setenv(variable, value)
+
+        tracing = setup_tracing(name, version="0", environment="development", set_global=False)
+        try:
+            assert tracing.enabled
+            assert tracing.service_name == name
+        finally:
+            tracing.shutdown()
+
+
+def test_endpoints_name_compose_services_on_ports_they_listen_on(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    every = services(compose)
+    for name, spec in apps.items():
+        for key, value in environment(spec).items():
+            for host, port in host_ports(value):
+                assert host in every, f"{name} {key}: {host} is not a compose service"
+                assert port in exposed_ports(every[host]), f"{name} {key}: {host}:{port}"
+                assert host in depends_on(spec), f"{name} dials {host} but does not depend on it"
+
+
+def test_etcd_nats_mysql_and_jaeger_are_where_the_services_look(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    every = services(compose)
+    etcd, nats, mysql, jaeger = (every[name] for name in ("etcd", "nats", "mysql", "jaeger"))
+    for name, spec in apps.items():
+        env = environment(spec)
+        assert parse_endpoint(env["ETCD_ENDPOINT"]) == ("etcd", 2379), name
+        assert env["NATS_URL"] == "nats://nats:4222", name
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317", name
+
+    etcd_argv = command(etcd)
+    client_url = flag_value(etcd_argv, "--listen-client-urls") or ""
+    assert client_url.endswith(":2379")
+    assert flag_value(etcd_argv, "--advertise-client-urls") == "http://etcd:2379"
+
+    nats_argv = command(nats)
+    assert "-js" in nats_argv
+    assert (flag_value(nats_argv, "-p") or "4222") == "4222"
+
+    database = make_url(environment(apps["user_service"])["DATABASE_URL"])
+    mysql_env = environment(mysql)
+    assert database.get_backend_name() == "mysql"
+    assert (database.host, database.port) == ("mysql", 3306)
+    assert database.database == mysql_env["MARIADB_DATABASE"]
+    assert database.username == mysql_env["MARIADB_USER"]
+    assert database.password == mysql_env["MARIADB_PASSWORD"]
+
+    assert 4317 in exposed_ports(jaeger)
+    assert [(p.published, p.target) for p in port_mappings(jaeger)] == [("16686", 16686)]
+
+
+def test_infrastructure_images_are_pinned_to_supported_versions(compose: dict[str, Any]) -> None:
+    every = services(compose)
+    etcd, etcd_version = image_version(every["etcd"])
+    assert etcd.endswith("/etcd")
+    assert etcd_version >= (3, 5)
+    nats, nats_version = image_version(every["nats"])
+    assert nats == "nats"
+    assert nats_version >= (2, 10)
+    mysql, mysql_version = image_version(every["mysql"])
+    if mysql == "mariadb":
+        assert mysql_version >= (10, 6)
+    else:
+        # MySQL 8 logs in with caching_sha2_password, which PyMySQL does only with
+        # `cryptography` installed: the image would need it.
+        assert mysql == "mysql"
+        assert mysql_version >= (8,)
+        assert "cryptography" in PYPROJECT_DEPENDENCIES
+    jaeger, jaeger_version = image_version(every["jaeger"])
+    if jaeger.endswith("jaegertracing/all-in-one"):
+        assert jaeger_version >= (1, 35)
+        assert environment(every["jaeger"]).get("COLLECTOR_OTLP_ENABLED") == "true"
+    else:
+        assert jaeger.endswith("jaegertracing/jaeger")
+        assert jaeger_version >= (2,)
+
+
+def test_user_api_is_published_on_the_port_it_serves(apps: dict[str, dict[str, Any]]) -> None:
+    api = apps["user_api"]
+    env = environment(api)
+    (mapping,) = port_mappings(api)
+
+    assert env["HTTP_HOST"] in WILDCARD_HOSTS
+    assert mapping.target == int(env["HTTP_PORT"])
+    assert mapping.published == "8080"  # the README's curl
+    assert mapping.host_ip in ("", "127.0.0.1")
+
+
+def test_data_lives_in_volumes_and_sql_initialises_the_database(compose: dict[str, Any]) -> None:
+    every = services(compose)
+    named = set(compose.get("volumes") or {})
+    data_dirs = {
+        "etcd": flag_value(command(every["etcd"]), "--data-dir"),
+        "nats": flag_value(command(every["nats"]), "-sd"),
+        "mysql": "/var/lib/mysql",
+    }
+    for service, data_dir in data_dirs.items():
+        assert data_dir, f"{service}: no data directory"
+        source = volume_mounts(every[service]).get(data_dir)
+        assert source in named, f"{service}: {data_dir} is not on a named volume"
+
+    initdb = volume_mounts(every["mysql"])[INITDB]
+    assert (COMPOSE_FILE.parent / initdb).resolve() == (ROOT / "sql").resolve()
+    scripts = sorted(path.name for path in (ROOT / "sql").iterdir())
+    assert scripts
+    assert all(name.endswith(INITDB_SUFFIXES) for name in scripts), scripts
+
+
+def test_every_service_is_health_checked_and_waits_only_on_checked_services(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    every = services(compose)
+    for name, spec in every.items():
+        check = spec.get("healthcheck") or {}
+        assert check.get("test"), f"{name} has no healthcheck"
+        assert not check.get("disable"), f"{name} has its healthcheck disabled"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+        for dependency, condition in depends_on(spec).items():
+            assert dependency in every, f"{name} depends on unknown {dependency}"
+            assert condition in ("service_started", "service_healthy"), (name, dependency)
+    assert start_order(compose, every)  # no cycle
+
+    for name, spec in apps.items():
+        env = environment(spec)
+        argv = healthcheck_argv(spec)
+        assert argv[:3] == ["python", "-m", "shared.healthcheck"], name
+        assert module_path(argv[2]).is_file()
+        # What the service serves: gRPC, HTTP, or either when it serves both.
+        modes = {
+            mode for mode, port in (("grpc", "GRPC_PORT"), ("http", "HTTP_PORT")) if port in env
+        }
+        assert len(argv) == 4, name
+        assert argv[3] in modes, name
+
+
+def test_grpc_services_scale_out(apps: dict[str, dict[str, Any]]) -> None:
+    grpc_services = {n: s for n, s in apps.items() if "GRPC_PORT" in environment(s)}
+    assert set(README_SCALE) <= set(grpc_services)
+    for name, spec in apps.items():
+        assert "container_name" not in spec, f"{name}: a fixed name cannot be scaled"
+    for name, spec in grpc_services.items():
+        env = environment(spec)
+        # Every replica binds the same fixed port in its own container, none on the host...
+        assert "ports" not in spec, f"{name}: published ports clash between replicas"
+        assert env["GRPC_HOST"] in WILDCARD_HOSTS
+        assert int(env["GRPC_PORT"]) > 0
+        if "expose" in spec:
+            assert int(env["GRPC_PORT"]) in exposed_ports(spec), f"{name}: expose is stale"
+        # ...and registers its container's own address, which other containers reach.
+        assert "ADVERTISE_HOST" not in env
+        own_address = socket.gethostbyname(socket.gethostname())
+        assert advertised_host(env["GRPC_HOST"], None) == own_address
+
+
+def test_secrets_come_from_the_environment_only() -> None:
+    raw = raw_compose()
+    raw_apps = app_services(raw)
+    auth = raw_apps["auth_service"]
+    assert environment(auth)["JWT_SECRET"] == "${JWT_SECRET:-}"
+    # Without one, the key is made once on a volume the replicas share, not in the image.
+    key_dir = str(Path(environment(auth)["JWT_SECRET_FILE"]).parent)
+    assert any(v.split(":")[1] == key_dir for v in auth["volumes"] if not v.startswith("."))
+    assert load_compose({})  # `docker compose up` needs no set-up step
+
+    for name, spec in services(raw).items():
+        for key, value in environment(spec).items():
+            if re.search("SECRET|PASSWORD|TOKEN", key) and key not in (
+                "MARIADB_RANDOM_ROOT_PASSWORD",
+                "JWT_SECRET_FILE",  # a path, where the key is kept on a volume
+            ):
+                assert value.startswith("${"), f"{name} {key} is written into the file"
+
+    custom = load_compose({**USER_ENV, "MYSQL_PASSWORD": "not-the-default"})
+    database = make_url(environment(services(custom)["user_service"])["DATABASE_URL"])
+    assert database.password == "not-the-default"
+    assert environment(services(custom)["mysql"])["MARIADB_PASSWORD"] == "not-the-default"
+
+
+# ------------------------------------------------------------- running it, locally
+
+
+@pytest.fixture
+def database(mariadb_database: str) -> str:
+    """A new MariaDB database initialised from sql/ as the compose database is."""
+    load_sql(mariadb_database)
+    return mariadb_database
+
+
+@pytest.fixture
+def local_servers(
+    compose: dict[str, Any],
+    etcd: EtcdServer,
+    nats_server: NatsServer,
+    otlp_receiver: OtlpReceiver,
+    database: str,
+) -> LocalServers:
+    return LocalServers(
+        endpoints={
+            "etcd:2379": etcd.endpoint,
+            "nats:4222": f"127.0.0.1:{nats_server.port}",
+            "jaeger:4317": f"127.0.0.1:{otlp_receiver.port}",
+        },
+        database_url=database,
+    )
+
+
+@pytest.fixture
+def local_compose(
+    request: pytest.FixtureRequest,
+    compose: dict[str, Any],
+    local_servers: LocalServers,
+    tmp_path: Path,
+) -> Iterator[LocalCompose]:
+    scale: dict[str, int] = getattr(request, "param", {})
+    system = LocalCompose(compose, local_servers, tmp_path, scale=scale)
+    try:
+        yield system
+    finally:
+        system.down()
+
+
+@pytest.fixture
+async def api(local_compose: LocalCompose) -> AsyncIterator[httpx.AsyncClient]:
+    (replica,) = local_compose.replicas["user_api"]
+    base_url = f"http://127.0.0.1:{replica.env['HTTP_PORT']}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        yield http
+
+
+async def handled_ok(metrics_port: str, method: str) -> int:
+    async with httpx.AsyncClient() as scraper:
+        text = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    return int(
+        sum(
+            sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == "grpc_server_handled_total"
+            and sample.labels.get("grpc_method", "").endswith(f"/{method}")
+            and sample.labels.get("grpc_code") == "OK"
+        )
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("local_compose", [README_SCALE], indirect=True)
+async def test_the_readme_login_works_on_the_compose_services_scaled_out(
+    local_compose: LocalCompose, api: httpx.AsyncClient, etcd: EtcdServer
+) -> None:
+    await local_compose.up()
+
+    # The README's curl: -X POST --data 'userName=micro&pwd=123' (a form, the seeded user).
+    first = await api.post(
+        "/user/login",
+        content="userName=micro&pwd=123",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert first.status_code == 200, first.text + local_compose.logs()
+    assert first.json()["token"]
+    assert first.json()["user"] == {"id": 10001, "name": "micro"}
+    for _ in range(11):
+        assert (await login(api)).status_code == 200
+
+    # Each replica registered the address and the port compose gives it...
+    registry = EtcdRegistry(etcd.endpoint)
+    try:
+        for service, count in README_SCALE.items():
+            nodes = await registry.get(service)
+            replicas = local_compose.replicas[service]
+            assert len(replicas) == count
+            assert sorted(node.address for node in nodes) == sorted(
+                f"127.0.0.1:{replica.env['GRPC_PORT']}" for replica in replicas
+            )
+    finally:
+        await registry.close()
+    # ...and user_api spread the twelve logins over all of them.
+    for service, method in (
+        ("user_service", "VerifyCredentials"),
+        ("auth_service", "MakeAccessToken"),
+    ):
+        served = [
+            await handled_ok(replica.env["METRICS_PORT"], method)
+            for replica in local_compose.replicas[service]
+        ]
+        assert min(served) >= 1, (service, served)
+        assert sum(served) >= 12, (service, served)
+
+
+@pytest.mark.integration
+async def test_the_services_start_in_any_order_and_wait_for_etcd_and_nats(
+    local_compose: LocalCompose,
+    api: httpx.AsyncClient,
+    compose: dict[str, Any],
+    etcd: EtcdServer,
+    nats_server: NatsServer,
+) -> None:
+    etcd.stop()
+    await nats_server.stop()
+    # Dependents first, all at once, with etcd and NATS down: nobody waits for anybody.
+    order = list(reversed(start_order(compose, local_compose.replicas)))
+    assert order[0] == "user_api"
+    local_compose.start(order)
+
+    # Every process is up and running without them: the gRPC services serve their
+    # metrics (the first thing they open) and user_api answers that it is not ready.
+    async with asyncio.timeout(60):
+        for replica in local_compose.all_replicas():
+            if "METRICS_PORT" in replica.env:
+                await wait_for_port(int(replica.env["METRICS_PORT"]), timeout=60)
+        while await readyz_status(api) != 503:
+            assert all(r.running for r in local_compose.all_replicas()), local_compose.logs()
+            await asyncio.sleep(0.2)
+    assert all(replica.running for replica in local_compose.all_replicas())
+
+    await asyncio.to_thread(etcd.start)
+    await nats_server.start()
+    await local_compose.wait_all_healthy()
+
+    response = await login(api)
+    assert response.status_code == 200, response.text + local_compose.logs()
+
+
+async def readyz_status(api: httpx.AsyncClient) -> int | None:
+    try:
+        return (await api.get("/readyz")).status_code
+    except httpx.TransportError:
+        return None
