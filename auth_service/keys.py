@@ -7,6 +7,7 @@ volume) race to create it; the atomic link below lets exactly one win and the re
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import tempfile
@@ -38,9 +39,8 @@ def _create(key_file: Path) -> None:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_urlsafe(48))
         os.chmod(draft, 0o600)
-        try:
-            os.link(draft, key_file)  # fails if another replica created it first: keep theirs
-        except FileExistsError:
-            pass
+        # Fails if another replica created it first: then theirs is the key.
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, key_file)
     finally:
         os.unlink(draft)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -36,32 +36,23 @@ async def test_the_procfile_starts_a_system_where_the_readme_curl_works(tmp_path
         "LOG_JSON": "false",
     }
     log_path = tmp_path / "honcho.log"
-    with open(log_path, "wb") as log:
-        honcho = subprocess.Popen(
-            [str(BIN / "honcho"), "start"], cwd=ROOT, env=env, stdout=log, stderr=log
+    with log_path.open("wb") as log:
+        honcho = await asyncio.create_subprocess_exec(
+            str(BIN / "honcho"), "start", cwd=ROOT, env=env, stdout=log, stderr=log
         )
     try:
         await wait_until_ready(f"http://127.0.0.1:{http_port}", timeout=60)
-        curl = subprocess.run(
-            [
-                "curl",
-                "-s",
-                "-X",
-                "POST",
-                f"http://127.0.0.1:{http_port}/user/login",
-                "-H",
-                "Content-Type: application/x-www-form-urlencoded",
-                "--data",
-                "userName=micro&pwd=123",
-            ],
-            capture_output=True,
-            check=True,
-            timeout=10,
-        )
-        assert json.loads(curl.stdout)["user"] == {"id": 10001, "name": "micro"}
+        curl = await asyncio.create_subprocess_exec(
+            "curl", "-s", "-X", "POST", f"http://127.0.0.1:{http_port}/user/login",
+            "-H", "Content-Type: application/x-www-form-urlencoded",
+            "--data", "userName=micro&pwd=123",
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(curl.communicate(), 10)
+        assert json.loads(output)["user"] == {"id": 10001, "name": "micro"}
     finally:
         honcho.send_signal(signal.SIGINT)  # Ctrl-C
-        honcho.wait(timeout=30)
+        await asyncio.wait_for(honcho.wait(), 30)
 
     logs = log_path.read_text()
     for service in ("config_service", "auth_service", "user_service"):
