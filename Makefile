@@ -49,5 +49,10 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_tracing.py
 
+# A new service from the template: `make new-service NAME=order [HTTP=1]`.
+new-service: $(STAMP)
+	@test -n "$(NAME)" || { echo "usage: make new-service NAME=order [HTTP=1]" >&2; exit 2; }
+	$(BIN)/micro new service $(NAME) $(if $(HTTP),--http)
+
 clean:
 	rm -rf .run

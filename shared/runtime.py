@@ -19,12 +19,19 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import start_http_server
 
 from shared.breaker import Breakers
-from shared.broker import Broker, BrokerSettings, build_broker
+from shared.broker import Broker, BrokerSettings, Event, Handler, build_broker
 from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
 from shared.registry import EtcdRegistry, Registry
 from shared.selector import Selector
 from shared.server import GrpcServer
+from shared.tracing import (
+    Tracing,
+    TracingServerInterceptor,
+    consumer_span,
+    producer_span,
+    setup_tracing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +47,7 @@ class Runtime(Generic[S]):
     breakers: Breakers
     client: Client
     broker: Broker
+    tracing: Tracing
     config: dict[str, Any] = field(default_factory=dict)
     _listeners: list[ConfigListener] = field(default_factory=list)
     _watcher: ConfigWatcher | None = None
@@ -54,8 +62,21 @@ class Runtime(Generic[S]):
         )
         selector = Selector(registry, strategy=settings.selector)
         breakers = Breakers()
-        broker = build_broker(BrokerSettings(url=settings.nats_url), settings.service_name)
-        runtime = cls(settings, registry, selector, breakers, Client(selector, breakers), broker)
+        tracing = setup_tracing(
+            settings.service_name,
+            version=settings.service_version,
+            environment=settings.environment,
+        )
+
+        def trace_publish(subject: str, headers: dict[str, str]) -> None:
+            with producer_span(tracing, subject, headers):
+                pass  # the event goes to the outbox: the span marks the moment it is accepted
+
+        broker = build_broker(
+            BrokerSettings(url=settings.nats_url), settings.service_name, on_publish=trace_publish
+        )
+        client = Client(selector, breakers, tracing=tracing)
+        runtime = cls(settings, registry, selector, breakers, client, broker, tracing)
         metrics = None
         if settings.metrics_port:
             # A daemon thread: scraping never competes with the event loop.
@@ -71,7 +92,8 @@ class Runtime(Generic[S]):
                 metrics.shutdown()
 
     def grpc_server(self, **options: Any) -> GrpcServer:
-        """A server for this service, bound and advertised as the settings say."""
+        """A server for this service, bound and advertised as the settings say, traced."""
+        options.setdefault("interceptors", [TracingServerInterceptor(self.tracing)])
         return GrpcServer(
             name=self.settings.service_name,
             version=self.settings.service_version,
@@ -81,6 +103,16 @@ class Runtime(Generic[S]):
             advertise_host=self.settings.advertise_host,
             **options,
         )
+
+    async def subscribe(self, subject: str, handler: Handler) -> None:
+        """Handle `subject` once per service (a queue group per service), each in a span."""
+        tracing = self.tracing
+
+        async def traced(event: Event) -> None:
+            with consumer_span(tracing, event.subject, event.headers):
+                await handler(event)
+
+        await self.broker.subscribe(subject, traced, queue=self.settings.service_name)
 
     def on_config_change(self, listener: ConfigListener) -> None:
         """Call `listener` with the app's configuration now and whenever it changes."""
@@ -120,6 +152,7 @@ class Runtime(Generic[S]):
         await self.client.close()
         await self.selector.close()
         await self.registry.close()
+        await self.tracing.ashutdown()  # flushes the spans still buffered
 
 
 def stop_signal() -> asyncio.Event:

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Collection
@@ -33,13 +34,16 @@ class Strategy(StrEnum):
     LEAST_IN_FLIGHT = "least_in_flight"
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class NodeState:
     node: ServiceNode
     in_flight: int = 0
     consecutive_failures: int = 0
     ejections: int = 0
     ejected_until: float = 0.0
+    # Set by any transport failure, cleared by the next success: the client reports a
+    # success only then, so a healthy node costs one attribute read per call.
+    suspect: bool = False
 
 
 @dataclass
@@ -68,6 +72,8 @@ class Selector:
         self._max_ejection_s = max_ejection_s
         self._clock = clock
         self._views: dict[str, _ServiceView] = {}
+        # No node is ejected before this time: until a node is, picking skips the filter.
+        self._ejections_end = -math.inf
 
     async def wait_ready(self, service: str, timeout: float | None) -> bool:
         """Start watching `service` if needed; wait (bounded) for the first snapshot."""
@@ -82,33 +88,46 @@ class Selector:
         view = self._views.get(service)
         return [state.node for state in view.nodes] if view else []
 
+    def states(self, service: str) -> list[NodeState]:
+        """The nodes of `service` with their counters (in flight, failures, ejection)."""
+        view = self._views.get(service)
+        return list(view.nodes) if view else []
+
     def pick(self, service: str, exclude: Collection[str] = ()) -> NodeState:
         """A node of `service` not in `exclude` (node ids); raises UNAVAILABLE when none."""
         view = self._views.get(service)
-        candidates = [s for s in view.nodes if s.node.id not in exclude] if view else []
+        candidates = view.nodes if view is not None else []
+        if exclude:
+            candidates = [s for s in candidates if s.node.id not in exclude]
         if not candidates:
             raise ServiceError(Reason.UNAVAILABLE, f"no available node of {service}")
-        now = self._clock()
-        healthy = [s for s in candidates if s.ejected_until <= now] or candidates
-        if len(healthy) == 1:
-            return healthy[0]
-        if self.strategy is Strategy.RANDOM:
-            return random.choice(healthy)
+        if self._ejections_end > self._clock():
+            now = self._clock()
+            candidates = [s for s in candidates if s.ejected_until <= now] or candidates
+        if len(candidates) == 1:
+            return candidates[0]
         if self.strategy is Strategy.LEAST_IN_FLIGHT:
-            first, second = random.sample(healthy, 2)
+            # Power of two choices: nearly as good as the least loaded of all, without
+            # herding every caller onto the same node.
+            first, second = random.sample(candidates, 2)
             return first if first.in_flight <= second.in_flight else second
-        return healthy[next(view.counter) % len(healthy)]  # type: ignore[union-attr]
+        if self.strategy is Strategy.RANDOM:
+            return random.choice(candidates)
+        return candidates[next(view.counter) % len(candidates)]  # type: ignore[union-attr]
 
     def report(self, state: NodeState, *, transport_ok: bool) -> None:
         """Record whether a call reached the node, for outlier ejection."""
         if transport_ok:
             state.consecutive_failures = 0
             state.ejections = 0
+            state.suspect = False
             return
+        state.suspect = True
         state.consecutive_failures += 1
         if state.consecutive_failures >= self._eject_after:
             duration = min(self._base_ejection_s * 2**state.ejections, self._max_ejection_s)
             state.ejected_until = self._clock() + duration
+            self._ejections_end = max(self._ejections_end, state.ejected_until)
             state.ejections += 1
             state.consecutive_failures = 0
             log.warning("ejecting %s for %.0f s after transport failures", state.node.id, duration)

@@ -13,7 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import deadline
 from shared.runtime import Runtime
-from user_api import errors
+from shared.tracing import TracingMiddleware
+from user_api import errors, gateway
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
@@ -43,7 +44,8 @@ class RequestBudget:
 
 def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
-    app = FastAPI(title="user_api", version=settings.service_version)
+    # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
+    app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
     app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
     app.state.budget_s = settings.request_budget_s
 
@@ -58,6 +60,9 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     runtime.on_config_change(follow_budget)
     errors.install(app)
     app.include_router(router)
+    if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
+        allow = gateway.AllowList(settings.gateway_allow)
+        app.include_router(gateway.router(runtime.client, allow))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -70,6 +75,9 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
             return {"breakers": runtime.breakers.snapshot()}
 
     app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
+    app.add_middleware(
+        TracingMiddleware, tracing=runtime.tracing, exclude_paths=("/healthz", "/readyz", "/metrics")
+    )
     return app
 
 

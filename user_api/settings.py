@@ -11,3 +11,7 @@ class UserApiSettings(ServiceSettings):
     request_budget_s: float = 3.0
     # Expose GET /debug/breakers (state and settings of every circuit).
     debug_endpoints: bool = True
+    # POST /rpc/{service}/{method} (user_api/gateway.py): off unless enabled, and then only
+    # for the comma-separated `service.Method` / `service.*` entries of the allow-list.
+    gateway_enabled: bool = False
+    gateway_allow: str = ""

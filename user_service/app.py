@@ -6,6 +6,7 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.broker.events import USER_LOGGED_IN
+from shared.tracing import instrument_sqlalchemy
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.retry import until_done
 from shared.runtime import Runtime, serve
@@ -19,6 +20,7 @@ async def run(settings: UserServiceSettings) -> None:
     async with Runtime.open(settings) as runtime:
         settings = runtime.settings
         engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        instrument_sqlalchemy(engine, runtime.tracing)
         try:
             await until_done(lambda: ensure_schema(engine), "preparing the database")
             hasher = PasswordHasher(
@@ -27,9 +29,7 @@ async def run(settings: UserServiceSettings) -> None:
                 parallelism=settings.argon2_parallelism,
             )
             logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
-            await runtime.broker.subscribe(
-                USER_LOGGED_IN, LoginEvents(logic).on_logged_in, queue=settings.service_name
-            )
+            await runtime.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
             server = runtime.grpc_server()
             server.add_service(
                 user_pb2_grpc.add_UserServiceServicer_to_server,

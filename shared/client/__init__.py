@@ -3,5 +3,6 @@
 from shared.client.channel import ServiceChannel
 from shared.client.client import Client
 from shared.client.endpoint import Endpoint, resolve
+from shared.client.route import Route
 
-__all__ = ["Client", "Endpoint", "ServiceChannel", "resolve"]
+__all__ = ["Client", "Endpoint", "Route", "ServiceChannel", "resolve"]

@@ -14,6 +14,7 @@ import grpc
 
 from shared import deadline
 from shared.client.endpoint import Endpoint
+from shared.client.route import Route
 
 if TYPE_CHECKING:
     from shared.client.client import Client
@@ -24,6 +25,7 @@ class _UnaryUnary:
         self._client = client
         self._service = service
         self._endpoint = endpoint
+        self._route: Route | None = None
 
     def __call__(
         self,
@@ -33,9 +35,14 @@ class _UnaryUnary:
         metadata: Any = None,
         **_: Any,
     ) -> Any:
-        return self._client.invoke(
-            self._service, self._endpoint, request, timeout=timeout, metadata=metadata or ()
-        )
+        # Returns the coroutine, as a grpc.aio multicallable returns an awaitable call.
+        if self._route is None:
+            return self._first(request, timeout, metadata)
+        return self._client.invoke(self._route, request, timeout=timeout, metadata=metadata)
+
+    async def _first(self, request: Any, timeout: float | None, metadata: Any) -> Any:
+        self._route = await self._client.route(self._service, self._endpoint)
+        return await self._client.invoke(self._route, request, timeout=timeout, metadata=metadata)
 
 
 class _UnaryStream:

@@ -1,25 +1,39 @@
 """`Client.call(service, method, request)`: selector → breaker → deadline → node.
 
-The hot path does dictionary look-ups and one breaker run per attempt; it never talks
-to the registry (the selector serves its cache) and reuses one channel per node.
-Safe methods (see `Endpoint.safe`) are retried on another node when a node could not
-be reached, while the caller's deadline allows.
+The hot path does one dictionary look-up, one selector pick and one breaker run per
+attempt; it never talks to the registry (the selector serves its cache) and reuses one
+channel per node. What a (service, method) needs is resolved once into a `Route`.
+Safe methods (see `Endpoint.safe`) are retried on another node when a node could not be
+reached or answered UNAVAILABLE, at most `max_retries` times and while the caller's
+deadline allows; never after a timeout (the node may still be working on it) or a
+business error.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 import grpc
 from google.protobuf.message import Message
 
 from shared import deadline
-from shared.breaker import Breakers, Command
+from shared.breaker import Breakers
 from shared.client.endpoint import Endpoint, resolve
+from shared.client.route import Route, unreachable
 from shared.errors import Reason, ServiceError
 from shared.selector import NodeState, Selector
+from shared.tracing import (
+    Tracing,
+    annotate_breaker,
+    client_span,
+    mark_rejected,
+    mark_short_circuited,
+    mark_timeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +49,10 @@ _FIRST_DISCOVERY_S = 5.0
 
 
 class Client:
+    """`timeout` (per call, else `default_timeout_s`) bounds the whole call, retries
+    included, like a deadline; the breaker's own timeout bounds each attempt; the
+    smallest of those and the caller's deadline is what the node is given."""
+
     def __init__(
         self,
         selector: Selector,
@@ -42,32 +60,33 @@ class Client:
         *,
         max_retries: int = 2,
         default_timeout_s: float | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.selector = selector
+        self.tracing = tracing or Tracing.disabled()
         self.breakers = breakers
         self.max_retries = max_retries
         self.default_timeout_s = default_timeout_s
         self._channels: dict[str, grpc.aio.Channel] = {}
-        self._callables: dict[tuple[str, str], grpc.aio.UnaryUnaryMultiCallable[Any, Any]] = {}
-        self._endpoints: dict[tuple[type[Message], str], Endpoint] = {}
-        self._commands: dict[tuple[str, str], Command] = {}
+        self._routes: dict[tuple[str, Endpoint], Route] = {}
+        self._by_request: dict[tuple[str, str, type[Message]], Route] = {}
         self._ready: set[str] = set()
 
-    async def call(
+    def call(
         self,
         service: str,
         method: str,
         request: Message,
         *,
         timeout: float | None = None,
-        metadata: Metadata = (),
-    ) -> Any:
+        metadata: Metadata | None = None,
+    ) -> Coroutine[Any, Any, Any]:
         """Call `method` of a node of `service`; the response message, or a `ServiceError`."""
-        key = (type(request), method)
-        endpoint = self._endpoints.get(key)
-        if endpoint is None:
-            endpoint = self._endpoints[key] = resolve(request, method)
-        return await self.invoke(service, endpoint, request, timeout=timeout, metadata=metadata)
+        # A plain function returning the coroutine: one coroutine less per call.
+        route = self._by_request.get((service, method, type(request)))
+        if route is None:
+            return self._first_call(service, method, request, timeout, metadata)
+        return self.invoke(route, request, timeout=timeout, metadata=metadata)
 
     def channel(self, service: str) -> grpc.aio.Channel:
         """A channel for generated stubs: `UserServiceStub(client.channel("user_service"))`."""
@@ -75,66 +94,131 @@ class Client:
 
         return ServiceChannel(self, service)
 
+    async def route(self, service: str, endpoint: Endpoint) -> Route:
+        """The route of `endpoint` on `service`, once the registry has been read."""
+        if service not in self._ready:
+            await self._discover(service)
+        route = self._routes.get((service, endpoint))
+        if route is None:
+            command = self.breakers.command(f"{service}.{endpoint.method}")
+            route = self._routes[(service, endpoint)] = Route(service, endpoint, command)
+        return route
+
     async def invoke(
         self,
-        service: str,
-        endpoint: Endpoint,
+        route: Route,
         request: Any,
         *,
         timeout: float | None = None,
-        metadata: Metadata = (),
+        metadata: Metadata | None = None,
     ) -> Any:
-        if service not in self._ready:
-            await self._discover(service)
-        command = self._commands.get((service, endpoint.method))
-        if command is None:
-            command = self._command(service, endpoint.method)
         if timeout is None:
             timeout = self.default_timeout_s
-        tried: list[str] = []
-        while True:
-            node = self.selector.pick(service, tried)
-            budget = deadline.remaining()
-            if timeout is not None and (budget is None or timeout < budget):
+        budget = deadline.remaining()
+        give_up = None
+        if timeout is not None:
+            give_up = time.monotonic() + timeout
+            if budget is None or timeout < budget:
                 budget = timeout
+        node = self.selector.pick(route.service)
+        try:
+            return await self._attempt(node, route, request, metadata, budget)
+        except ServiceError as error:
+            if error.reason is not Reason.UNAVAILABLE or not route.endpoint.safe:
+                raise
+            return await self._retry(route, request, metadata, error, node, give_up)
 
-            async def attempt(seconds: float, node: NodeState = node) -> Any:
-                return await self._unary(node, endpoint, request, seconds, metadata)
-
+    async def _retry(
+        self,
+        route: Route,
+        request: Any,
+        metadata: Metadata | None,
+        error: ServiceError,
+        node: NodeState,
+        give_up: float | None,
+    ) -> Any:
+        """Try other nodes after `node` failed with UNAVAILABLE; re-raise the last such
+        error when retries, nodes or time run out."""
+        tried = [node.node.id]
+        while len(tried) <= self.max_retries:
+            budget = deadline.remaining()
+            if give_up is not None:
+                left = give_up - time.monotonic()
+                budget = left if budget is None else min(budget, left)
+            if budget is not None and budget <= 0:
+                break
             try:
-                return await command.run(attempt, budget_s=budget)
-            except ServiceError as error:
-                if not self._may_retry(endpoint, error, len(tried)):
+                node = self.selector.pick(route.service, tried)
+            except ServiceError:
+                break  # no other node
+            log.info("retrying %s on %s after %s", route.command.name, node.node.id, error)
+            try:
+                return await self._attempt(node, route, request, metadata, budget)
+            except ServiceError as again:
+                if again.reason is not Reason.UNAVAILABLE:
                     raise
-                tried.append(node.node.id)
-                if len(tried) >= len(self.selector.nodes(service)):
-                    raise
-                log.info("retrying %s on another node after %s", command.name, error.reason)
+                error = again
+            tried.append(node.node.id)
+        raise error
 
-    def _may_retry(self, endpoint: Endpoint, error: ServiceError, retries: int) -> bool:
-        if not endpoint.safe or error.reason is not Reason.UNAVAILABLE:
-            return False
-        left = deadline.remaining()
-        return retries < self.max_retries and (left is None or left > 0)
+    async def _attempt(
+        self,
+        node: NodeState,
+        route: Route,
+        request: Any,
+        metadata: Metadata | None,
+        budget: float | None,
+    ) -> Any:
+        """One guarded call to `node`, in a CLIENT span that shows the breaker's decision."""
+        endpoint = route.endpoint
+        command = route.command
+        peer = node.node.address
+        with client_span(self.tracing, route.service, endpoint.method, endpoint.path, peer) as (
+            span,
+            outgoing,
+        ):
+            if outgoing:
+                metadata = (*metadata, *outgoing) if metadata else outgoing
+            if span.is_recording():
+                annotate_breaker(span, command.name, command.state)
+            try:
+                return await command.run(
+                    partial(self._unary, node, route, request, metadata), budget_s=budget
+                )
+            except ServiceError as error:
+                if error.reason is Reason.CIRCUIT_OPEN:
+                    mark_short_circuited(span, command.name)
+                elif error.reason is Reason.REJECTED:
+                    mark_rejected(span, command.name)
+                elif error.reason is Reason.TIMEOUT:
+                    timeout = command.settings.timeout_ms / 1000
+                    mark_timeout(
+                        span, command.name, timeout if budget is None else min(timeout, budget)
+                    )
+                raise
 
     async def _unary(
-        self, state: NodeState, endpoint: Endpoint, request: Any, timeout: float, metadata: Metadata
+        self,
+        state: NodeState,
+        route: Route,
+        request: Any,
+        metadata: Metadata | None,
+        timeout: float,
     ) -> Any:
         address = state.node.address
-        multicallable = self._callables.get((address, endpoint.path))
+        multicallable = route.callables.get(address)
         if multicallable is None:
-            multicallable = self._callable(address, endpoint)
+            multicallable = route.callables[address] = route.bind(self.node_channel(address))
         state.in_flight += 1
         try:
-            response = await multicallable(request, timeout=timeout, metadata=metadata or None)
+            response = await multicallable(request, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as rpc_error:
-            error = ServiceError.from_rpc_error(rpc_error)
-            if rpc_error.code() is grpc.StatusCode.UNAVAILABLE:
+            if unreachable(rpc_error):
                 self.selector.report(state, transport_ok=False)
-            raise error from None
+            raise ServiceError.from_rpc_error(rpc_error) from None
         finally:
             state.in_flight -= 1
-        if state.consecutive_failures:
+        if state.suspect:
             self.selector.report(state, transport_ok=True)
         return response
 
@@ -146,20 +230,17 @@ class Client:
             )
         return channel
 
-    def _callable(
-        self, address: str, endpoint: Endpoint
-    ) -> grpc.aio.UnaryUnaryMultiCallable[Any, Any]:
-        multicallable = self.node_channel(address).unary_unary(
-            endpoint.path,
-            request_serializer=endpoint.serialize,
-            response_deserializer=endpoint.deserialize,
-        )
-        self._callables[(address, endpoint.path)] = multicallable
-        return multicallable
-
-    def _command(self, service: str, method: str) -> Command:
-        command = self._commands[(service, method)] = self.breakers.command(f"{service}.{method}")
-        return command
+    async def _first_call(
+        self,
+        service: str,
+        method: str,
+        request: Message,
+        timeout: float | None,
+        metadata: Metadata | None,
+    ) -> Any:
+        route = await self.route(service, resolve(request, method))
+        self._by_request[(service, method, type(request))] = route
+        return await self.invoke(route, request, timeout=timeout, metadata=metadata)
 
     async def _discover(self, service: str) -> None:
         left = deadline.remaining()
@@ -172,4 +253,5 @@ class Client:
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()
-        self._callables.clear()
+        for route in self._routes.values():
+            route.callables.clear()

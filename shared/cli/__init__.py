@@ -1,0 +1,1 @@
+"""`micro`, the kit's command line: new services, and a look at the running ones."""

@@ -1,0 +1,92 @@
+"""What `micro services`, `micro call` and `micro health` do, against a real registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from shared.breaker import Breakers
+from shared.client import Client
+from shared.errors import Reason, ServiceError
+from shared.reflection import call_json
+from shared.registry import EtcdRegistry, ServiceNode
+from shared.selector import Selector
+
+__all__ = ["NodeHealth", "call", "check_health", "list_services"]
+
+_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+@dataclass(frozen=True)
+class Target:
+    etcd: str
+    prefix: str = "/micro/registry"
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class NodeHealth:
+    node: ServiceNode
+    status: str  # SERVING, NOT_SERVING, SERVICE_UNKNOWN, or the gRPC code that prevented an answer
+
+
+async def list_services(target: Target) -> dict[str, list[ServiceNode]]:
+    """Every registered node, by service name, read once from etcd."""
+    registry = EtcdRegistry(target.etcd, prefix=target.prefix, call_timeout_s=target.timeout_s)
+    try:
+        async with asyncio.timeout(target.timeout_s):
+            listing = await registry.client.get_prefix(f"{target.prefix.rstrip('/')}/".encode())
+    except Exception as error:  # aetcd raises its own errors, grpc's and OSError
+        raise ServiceError(Reason.UNAVAILABLE, f"etcd at {target.etcd}: {error!r}") from None
+    finally:
+        await registry.close()
+    services: dict[str, list[ServiceNode]] = {}
+    for item in listing:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            node = ServiceNode.from_json(item.value)
+            services.setdefault(node.name, []).append(node)
+    return {name: sorted(nodes, key=lambda n: n.id) for name, nodes in sorted(services.items())}
+
+
+async def call(target: Target, service: str, method: str, json_text: str) -> dict[str, Any]:
+    async with _client(target) as client:
+        return await call_json(client, service, method, json_text, timeout=target.timeout_s)
+
+
+async def check_health(target: Target, service: str) -> list[NodeHealth]:
+    """Ask each node of `service` for its gRPC health (grpc.health.v1), all at once."""
+    nodes = (await list_services(target)).get(service, [])
+    return list(await asyncio.gather(*(_check(node, target.timeout_s) for node in nodes)))
+
+
+async def _check(node: ServiceNode, timeout_s: float) -> NodeHealth:
+    async with grpc.aio.insecure_channel(node.address) as channel:
+        check = channel.unary_unary(
+            _HEALTH_CHECK,
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        try:
+            reply = await check(health_pb2.HealthCheckRequest(), timeout=timeout_s)
+        except grpc.aio.AioRpcError as error:
+            return NodeHealth(node, error.code().name)
+    return NodeHealth(node, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
+
+
+@contextlib.asynccontextmanager
+async def _client(target: Target) -> AsyncIterator[Client]:
+    registry = EtcdRegistry(target.etcd, prefix=target.prefix, call_timeout_s=target.timeout_s)
+    selector = Selector(registry)
+    client = Client(selector, Breakers(), default_timeout_s=target.timeout_s)
+    try:
+        yield client
+    finally:
+        await client.close()
+        await selector.close()
+        await registry.close()

@@ -1,0 +1,41 @@
+"""What the client resolves once per (service, method), so that a call only looks it up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from shared.breaker import Command
+from shared.client.endpoint import Endpoint
+from shared.errors import REASON_METADATA_KEY
+
+MultiCallable = grpc.aio.UnaryUnaryMultiCallable[Any, Any]
+
+
+@dataclass(slots=True, eq=False)
+class Route:
+    service: str
+    endpoint: Endpoint
+    command: Command
+    # One per node address, on that node's channel.
+    callables: dict[str, MultiCallable] = field(default_factory=dict)
+
+    def bind(self, channel: grpc.aio.Channel) -> MultiCallable:
+        return channel.unary_unary(
+            self.endpoint.path,
+            request_serializer=self.endpoint.serialize,
+            response_deserializer=self.endpoint.deserialize,
+            # As generated stubs do: core then skips per-call method look-ups.
+            _registered_method=True,  # type: ignore[call-arg]
+        )
+
+
+def unreachable(error: grpc.aio.AioRpcError) -> bool:
+    """The node could not be reached (refused, reset, gone), as opposed to a node that
+    answered UNAVAILABLE itself (its own store is down, or a circuit further down is open):
+    only the former is held against the node by outlier ejection."""
+    if error.code() is not grpc.StatusCode.UNAVAILABLE:
+        return False
+    return not any(key == REASON_METADATA_KEY for key, _ in error.trailing_metadata() or ())
