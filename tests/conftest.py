@@ -12,9 +12,10 @@ import pytest
 from shared.registry import EtcdRegistry
 from tests.support.etcd import EtcdServer
 from tests.support.nats import nats_server
+from tests.support.otlp import otlp_receiver
 from tests.support.services import ServiceProcess, service_env
 
-__all__ = ["nats_server"]
+__all__ = ["nats_server", "otlp_receiver"]  # fixtures for every test module
 
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 

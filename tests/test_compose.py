@@ -459,7 +459,10 @@ async def handled_ok(metrics_port: str, method: str) -> int:
 @pytest.mark.integration
 @pytest.mark.parametrize("local_compose", [README_SCALE], indirect=True)
 async def test_the_readme_login_works_on_the_compose_services_scaled_out(
-    local_compose: LocalCompose, api: httpx.AsyncClient, etcd: EtcdServer
+    local_compose: LocalCompose,
+    api: httpx.AsyncClient,
+    etcd: EtcdServer,
+    otlp_receiver: OtlpReceiver,
 ) -> None:
     await local_compose.up()
 
@@ -498,6 +501,14 @@ async def test_the_readme_login_works_on_the_compose_services_scaled_out(
         ]
         assert min(served) >= 1, (service, served)
         assert sum(served) >= 12, (service, served)
+
+    # The trace reaches "jaeger" (here an OTLP receiver) across the three services.
+    spans = await otlp_receiver.wait_for(
+        lambda s: {"user_api", "user_service", "auth_service"} <= {x.service_name for x in s},
+        timeout=15,
+    )
+    root = next(s for s in spans if s.service_name == "user_api" and s.kind == "SERVER")
+    assert any(s.trace_id == root.trace_id for s in spans if s.service_name == "user_service")
 
 
 @pytest.mark.integration

@@ -6,6 +6,7 @@ waits for NATS, and a login never fails because NATS is down.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from shared.broker import Broker
@@ -13,6 +14,9 @@ from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
 from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
 from user_api.repository import Accounts
+
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ class AccountLogic:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
+                log.info("login failed (%s) from %s", error.reason.value, caller.address)
                 failed = UserLoginFailed(
                     user_name=user_name,
                     reason=error.reason.value,
@@ -62,6 +67,7 @@ class AccountLogic:
             user_agent=caller.user_agent,
         )
         await publish_event(self._events, logged_in)
+        log.info("user %d logged in from %s", user.id, caller.address)
         return Session(
             issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name)
         )
