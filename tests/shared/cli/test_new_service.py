@@ -22,6 +22,7 @@ import yaml
 from shared.registry import EtcdRegistry
 from tests.support.etcd import EtcdServer
 from tests.support.http import login, wait_until_ready
+from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.ports import free_port
 from tests.support.project_copy import (
     BIN,
@@ -64,12 +65,27 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
     server.stop()
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def traces() -> AsyncIterator[OtlpReceiver]:
+    receiver = OtlpReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
 @pytest.fixture(scope="module")
-def processes(made: Made, etcd_server: EtcdServer) -> Iterator[dict[str, str]]:
+def processes(
+    made: Made, etcd_server: EtcdServer, traces: OtlpReceiver
+) -> Iterator[dict[str, str]]:
     """The kit's services, order and user_api with the gateway open to order, from the copy."""
     logs = made.root / ".run"
     logs.mkdir(exist_ok=True)
     port = free_port()
+    traced = {
+        "OTEL_SDK_DISABLED": "false",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": traces.endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",
+    }
     extra = {
         "user_service": {"DATABASE_URL": f"sqlite+aiosqlite:///{logs}/users.db"},
         "user_api": {"HTTP_PORT": str(port), "GATEWAY_ENABLED": "true", "GATEWAY_ALLOW": "order.*"},
@@ -78,7 +94,7 @@ def processes(made: Made, etcd_server: EtcdServer) -> Iterator[dict[str, str]]:
         CopiedServiceProcess(
             made.root,
             module,
-            service_env(etcd_server.endpoint, **extra.get(module, {})),
+            service_env(etcd_server.endpoint, **traced, **extra.get(module, {})),
             logs / f"{module}.log",
         ).start()
         for module in ("config_service", "auth_service", "user_service", "order", "user_api")
@@ -245,3 +261,29 @@ async def test_gateway_calls_show_in_the_breaker_metrics(
     assert successes, metrics
     assert float(successes[0].split()[-1]) >= 1
     assert breakers["order.CreateOrder"]["state"] == "closed"
+
+
+@in_module_loop
+async def test_gateway_calls_to_the_new_service_are_traced(
+    api: httpx.AsyncClient, token: str, traces: OtlpReceiver
+) -> None:
+    called = await api.post("/rpc/order/CreateOrder", content=CREATE, headers=bearer(token))
+    assert called.status_code == 200, called.text
+
+    def called_through_the_gateway(spans: list[ReceivedSpan]) -> list[ReceivedSpan]:
+        by_id = {s.span_id: s for s in spans}
+        return [
+            s
+            for s in spans
+            if s.service_name == "order"
+            and s.kind == "SERVER"
+            and by_id.get(s.parent_span_id, s).service_name == "user_api"
+        ]
+
+    spans = await traces.wait_for(lambda spans: bool(called_through_the_gateway(spans)), 15)
+    server = called_through_the_gateway(spans)[0]
+    [client] = [s for s in spans if s.span_id == server.parent_span_id]
+    assert server.name == "order.v1.OrderService/CreateOrder"
+    assert (client.service_name, client.kind) == ("user_api", "CLIENT")
+    assert client.attributes["breaker.command"] == "order.CreateOrder"
+    assert client.trace_id == server.trace_id
