@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 
 # auth_service creates its signing key here on first start (never committed).
 export JWT_SECRET_FILE ?= .run/jwt_secret
+# Spans are exported once there is somewhere to send them:
+#   make run OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317   (Jaeger, see the README)
+export OTEL_SDK_DISABLED ?= $(if $(OTEL_EXPORTER_OTLP_ENDPOINT),false,true)
 
 run: $(STAMP)
 	@echo "starting etcd :$(ETCD_PORT), NATS :$(NATS_PORT), config_service, auth_service, user_service, user_api :8080 (Ctrl-C stops all)"

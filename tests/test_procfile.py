@@ -57,3 +57,5 @@ async def test_the_procfile_starts_a_system_where_the_readme_curl_works(tmp_path
     logs = log_path.read_text()
     for service in ("config_service", "auth_service", "user_service"):
         assert f"{service} deregistered" in logs, logs[-3000:]
+    for process in ("config_service", "auth_service", "user_service", "user_api", "etcd", "nats"):
+        assert f"{process}.1 stopped (rc=0)" in logs, logs[-3000:]

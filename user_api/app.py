@@ -6,12 +6,12 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import deadline
+from shared.http import serve_http
 from shared.runtime import Runtime
 from shared.tracing import TracingMiddleware
 from user_api import errors, gateway
@@ -76,7 +76,9 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
 
     app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
     app.add_middleware(
-        TracingMiddleware, tracing=runtime.tracing, exclude_paths=("/healthz", "/readyz", "/metrics")
+        TracingMiddleware,
+        tracing=runtime.tracing,
+        exclude_paths=("/healthz", "/readyz", "/metrics"),
     )
     return app
 
@@ -84,18 +86,10 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
 async def run(settings: UserApiSettings) -> None:
     async with Runtime.open(settings) as runtime:
         settings = runtime.settings
-        config = uvicorn.Config(
-            create_app(runtime),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_config=None,
-            access_log=False,
-            lifespan="off",
-        )
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "user_api on %s; try: curl -s -X POST %s/user/login --data 'userName=micro&pwd=123'",
             url,
             url,
         )
-        await uvicorn.Server(config).serve()
+        await serve_http(create_app(runtime), host=settings.http_host, port=settings.http_port)

@@ -15,7 +15,6 @@ from shared.errors import Reason, ServiceError
 from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
 from user_api.repository import Accounts
 
-
 log = logging.getLogger(__name__)
 
 

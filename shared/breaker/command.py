@@ -130,6 +130,7 @@ class Command:
         *,
         budget_s: float | None = None,
         fallback: Callable[[BaseException], Awaitable[T]] | None = None,
+        self_timed: bool = False,
     ) -> T:
         """Call `fn(timeout_s)` under this command's rules and return its result.
 
@@ -140,6 +141,11 @@ class Command:
         a business error returns the fallback's value instead (an error the fallback raises
         propagates). A spent budget raises TIMEOUT without calling `fn` or the fallback, and
         is not held against the callee.
+
+        `self_timed` says that `fn` enforces `timeout_s` itself and cancels its work at that
+        point (a gRPC call given it as its deadline does, on both sides): the command then
+        sets no timer of its own, which is most of its cost. Either way, a `ServiceError`
+        TIMEOUT from `fn` counts as a timeout.
         """
         start = self._clock()
         circuit = self._circuit
@@ -167,11 +173,14 @@ class Command:
             return await self._fall_back(error, fallback)
 
         self._in_flight += 1
-        deadline = asyncio.timeout(timeout)
+        timer = None if self_timed else asyncio.timeout(timeout)
         raised: Exception | None = None
         try:
-            async with deadline:
+            if timer is None:
                 result = await fn(timeout)
+            else:
+                async with timer:
+                    result = await fn(timeout)
         except Exception as exc:
             raised = exc
         finally:
@@ -183,10 +192,13 @@ class Command:
         self._metrics.latency.observe(end - start)
 
         # An `fn` that swallowed the cancellation still answered too late.
-        if raised is None and not deadline.expired():
+        timed_out = (timer is not None and timer.expired()) or (
+            isinstance(raised, ServiceError) and raised.reason is Reason.TIMEOUT
+        )
+        if raised is None and not timed_out:
             self._record(SUCCESS, end, trial)
             return result
-        if deadline.expired():
+        if timed_out:
             error = ServiceError(
                 Reason.TIMEOUT, f"{self.name} timed out after {timeout * 1000:.0f} ms"
             )

@@ -182,8 +182,11 @@ class Client:
             if span.is_recording():
                 annotate_breaker(span, command.name, command.state)
             try:
+                # The gRPC deadline is the timeout: it cancels the call on both sides.
                 return await command.run(
-                    partial(self._unary, node, route, request, metadata), budget_s=budget
+                    partial(self._unary, node, route, request, metadata),
+                    budget_s=budget,
+                    self_timed=True,
                 )
             except ServiceError as error:
                 if error.reason is Reason.CIRCUIT_OPEN:

@@ -485,3 +485,36 @@ async def test_snapshot(clock: Any, calls: Calls) -> None:
         },
         "settings": BreakerSettings().model_dump(),
     }
+
+
+@pytest.mark.parametrize("self_timed", [False, True])
+async def test_a_timeout_reported_by_the_call_itself_counts_as_a_timeout(
+    clock: Any, self_timed: bool
+) -> None:
+    command = make(clock, request_volume_threshold=2)
+
+    async def deadline_exceeded(timeout_s: float) -> None:
+        raise ServiceError(Reason.TIMEOUT, "DEADLINE_EXCEEDED from the gRPC deadline")
+
+    for _ in range(2):
+        with pytest.raises(ServiceError) as caught:
+            await command.run(deadline_exceeded, self_timed=self_timed)
+        assert caught.value.reason is Reason.TIMEOUT
+
+    assert command.snapshot()["counts"]["timeout"] == 2
+    assert command.state == "open"
+
+
+async def test_a_self_timed_call_gets_the_timeout_and_no_timer_of_the_commands(
+    clock: Any,
+) -> None:
+    command = make(clock, timeout_ms=10)
+    given: list[float] = []
+
+    async def slow_but_self_timed(timeout_s: float) -> str:
+        given.append(timeout_s)
+        await asyncio.sleep(0.03)  # past the 10 ms: only the callee's own deadline may stop it
+        return "done"
+
+    assert await command.run(slow_but_self_timed, self_timed=True, budget_s=5) == "done"
+    assert given == [0.01]
