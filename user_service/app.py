@@ -6,10 +6,10 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.broker.events import USER_LOGGED_IN
-from shared.tracing import instrument_sqlalchemy
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.retry import until_done
 from shared.runtime import Runtime, serve
+from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import UserRepository, ensure_schema
