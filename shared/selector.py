@@ -72,8 +72,17 @@ class Selector:
         self._max_ejection_s = max_ejection_s
         self._clock = clock
         self._views: dict[str, _ServiceView] = {}
+        self._on_change: list[Callable[[], None]] = []
         # No node is ejected before this time: until a node is, picking skips the filter.
         self._ejections_end = -math.inf
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call `listener` after every change of any watched service's nodes."""
+        self._on_change.append(listener)
+
+    def addresses(self) -> set[str]:
+        """The addresses of every node of every watched service."""
+        return {state.node.address for view in self._views.values() for state in view.nodes}
 
     async def wait_ready(self, service: str, timeout: float | None) -> bool:
         """Start watching `service` if needed; wait (bounded) for the first snapshot."""
@@ -160,3 +169,5 @@ class Selector:
             view.nodes = states
             view.ready.set()
             log.debug("%s nodes: %s", service, [s.node.address for s in states])
+            for listener in self._on_change:
+                listener()

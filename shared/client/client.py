@@ -11,6 +11,7 @@ business error.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Coroutine, Sequence
@@ -44,6 +45,7 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 2000),
     ("grpc.keepalive_time_ms", 10000),
 ]
+_CLOSE_GRACE_S = 5.0
 # Waiting for the first registry snapshot of a service is bounded even without a deadline.
 _FIRST_DISCOVERY_S = 5.0
 
@@ -71,6 +73,8 @@ class Client:
         self._routes: dict[tuple[str, Endpoint], Route] = {}
         self._by_request: dict[tuple[str, str, type[Message]], Route] = {}
         self._ready: set[str] = set()
+        self._closing: set[asyncio.Task[None]] = set()
+        selector.on_change(self._forget_gone_nodes)
 
     def call(
         self,
@@ -233,6 +237,18 @@ class Client:
             )
         return channel
 
+    def _forget_gone_nodes(self) -> None:
+        """Close the channels of nodes that left the registry: node churn must not leak them."""
+        live = self.selector.addresses()
+        for address in [a for a in self._channels if a not in live]:
+            channel = self._channels.pop(address)
+            for route in self._routes.values():
+                route.callables.pop(address, None)
+            # Calls still on it finish first: grace, then close.
+            closing = asyncio.create_task(channel.close(grace=_CLOSE_GRACE_S))
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
+
     async def _first_call(
         self,
         service: str,
@@ -253,6 +269,8 @@ class Client:
         self._ready.add(service)
 
     async def close(self) -> None:
+        for closing in list(self._closing):
+            await closing
         for channel in self._channels.values():
             await channel.close()
         self._channels.clear()

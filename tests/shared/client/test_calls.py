@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import grpc
 import pytest
 
 from shared import deadline
@@ -129,3 +130,27 @@ async def test_create_user_reaches_a_node(nodes: Nodes) -> None:
     reply = await client.call(SERVICE, "CreateUser", user_pb2.CreateUserRequest(name="ada"))
 
     assert reply.user.name == "ada"
+
+
+async def test_the_channel_of_a_node_that_left_the_registry_is_closed(nodes: Nodes) -> None:
+    staying = await nodes.start("a")
+    leaving = await nodes.start("b")
+    client = nodes.client()
+    for _ in range(2):
+        await client.call(SERVICE, "GetUser", get_user())
+    assert leaving.server is not None and leaving.server.node is not None
+    gone = client.node_channel(leaving.server.node.address)
+    kept = client.node_channel(staying.server.node.address)  # type: ignore[union-attr]
+    changed = asyncio.Event()
+    client.selector.on_change(changed.set)
+
+    await nodes.registry.deregister(leaving.server.node)
+    await asyncio.wait_for(changed.wait(), 5)
+
+    async def shut_down(channel: grpc.aio.Channel) -> None:
+        while (state := channel.get_state()) is not grpc.ChannelConnectivity.SHUTDOWN:
+            await channel.wait_for_state_change(state)
+
+    await asyncio.wait_for(shut_down(gone), 5)
+    assert kept.get_state() is not grpc.ChannelConnectivity.SHUTDOWN
+    assert (await client.call(SERVICE, "GetUser", get_user())).user.name == "a"
