@@ -18,7 +18,7 @@ from typing import Any, Generic, TypeVar
 
 from prometheus_client import start_http_server
 
-from shared.breaker import Breakers
+from shared.breaker import Breakers, redis_storage_factory
 from shared.broker import Broker, BrokerSettings, Event, Handler, build_broker
 from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
@@ -61,7 +61,11 @@ class Runtime(Generic[S]):
             settings.etcd_endpoint, prefix=settings.registry_prefix, ttl_s=settings.registry_ttl_s
         )
         selector = Selector(registry, strategy=settings.selector)
-        breakers = Breakers()
+        storage = None
+        if settings.breaker_redis_url:
+            namespace = f"micro:{settings.service_name}"
+            storage = redis_storage_factory(settings.breaker_redis_url, namespace)
+        breakers = Breakers(storage_factory=storage)
         tracing = setup_tracing(
             settings.service_name,
             version=settings.service_version,

@@ -37,6 +37,8 @@ class ServiceSettings(BaseSettings):
     # Ask config_service for this app's settings at start-up and follow its changes.
     use_config_service: bool = True
     selector: Strategy = Strategy.ROUND_ROBIN
+    # Share circuit states with this service's other replicas through Redis (redis://…).
+    breaker_redis_url: str | None = None
     config_wait_s: float = 3.0
 
     @classmethod
