@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import start_http_server
+from pydantic import ValidationError
 
 from shared.breaker import Breakers, redis_storage_factory
 from shared.broker import Broker, BrokerSettings, Event, Handler, build_broker
@@ -119,7 +120,7 @@ class Runtime(Generic[S]):
         await self.broker.subscribe(subject, traced, queue=self.settings.service_name)
 
     def on_config_change(self, listener: ConfigListener) -> None:
-        """Call `listener` with the app's configuration now and whenever it changes."""
+        """Call `listener` with the app's configuration whenever it changes."""
         self._listeners.append(listener)
 
     async def _load_remote_config(self) -> None:
@@ -127,7 +128,12 @@ class Runtime(Generic[S]):
         remote = await fetch_config(self.client, app, timeout=self.settings.config_wait_s)
         if remote is not None:
             self.config = remote
-            self.settings = load_settings(type(self.settings), remote)
+            # What was built before this (registry, selector, tracing) follows the
+            # environment only: config_service is found through them.
+            try:
+                self.settings = load_settings(type(self.settings), remote)
+            except ValidationError as error:
+                log.error("ignoring invalid settings from config_service: %s", error)
         self._apply_breakers(self.config)
         self._watcher = ConfigWatcher(self.client, app, self._config_changed)
         self._watcher.start()
