@@ -133,18 +133,19 @@ async def test_create_user_reaches_a_node(nodes: Nodes) -> None:
 
 
 async def test_the_channel_of_a_node_that_left_the_registry_is_closed(nodes: Nodes) -> None:
-    staying = await nodes.start("a")
-    leaving = await nodes.start("b")
+    await nodes.start("a")
+    await nodes.start("b")
     client = nodes.client()
     for _ in range(2):
         await client.call(SERVICE, "GetUser", get_user())
-    assert leaving.server is not None and leaving.server.node is not None
-    gone = client.node_channel(leaving.server.node.address)
-    kept = client.node_channel(staying.server.node.address)  # type: ignore[union-attr]
+    [first, second] = client.selector.nodes(SERVICE)
+    assert (first.id, second.id) == (f"{SERVICE}-a", f"{SERVICE}-b")
+    kept = client.node_channel(first.address)
+    gone = client.node_channel(second.address)
     changed = asyncio.Event()
     client.selector.on_change(changed.set)
 
-    await nodes.registry.deregister(leaving.server.node)
+    await nodes.registry.deregister(second)
     await asyncio.wait_for(changed.wait(), 5)
 
     async def shut_down(channel: grpc.aio.Channel) -> None:
