@@ -15,8 +15,12 @@ from grpc_tools import protoc
 
 def generate(root: Path, out: Path) -> None:
     protos = sorted(str(p.relative_to(root)) for p in (root / "shared" / "proto").rglob("*.proto"))
+    # mypy-protobuf's plugins sit beside this Python, which need not be on PATH.
+    plugins = Path(sys.executable).parent
     args = [
         "protoc",
+        f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
+        f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"-I{root}",
         f"--python_out={out}",
         f"--mypy_out={out}",
