@@ -12,12 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shared.broker import subjects
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import Outbox, Outgoing, make_outgoing
+from shared.broker.outbox import Outbox, OutboxPublisher, Outgoing
 from shared.broker.protocol import Event, Handler, PublishHook
 from shared.broker.settings import BrokerSettings
 
@@ -45,7 +44,7 @@ class _Group:
         return handler
 
 
-class MemoryBroker:
+class MemoryBroker(OutboxPublisher):
     def __init__(
         self,
         settings: BrokerSettings | None = None,
@@ -74,20 +73,6 @@ class MemoryBroker:
 
     async def start(self) -> None:
         self._outbox.start()
-
-    async def publish(
-        self,
-        subject: str,
-        data: bytes,
-        *,
-        headers: Mapping[str, str] | None = None,
-        event_id: str | None = None,
-    ) -> str:
-        item = make_outgoing(
-            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
-        )
-        self._outbox.put(item)
-        return item.event_id
 
     async def subscribe(
         self, subject: str, handler: Handler, *, queue: str, durable: bool = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import nats.errors
@@ -23,7 +23,7 @@ from shared.broker import backoff, subjects
 from shared.broker.core import CoreSubscription
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import Outbox, Outgoing, TransientError, make_outgoing
+from shared.broker.outbox import Outbox, OutboxPublisher, Outgoing, TransientError
 from shared.broker.protocol import Handler, PublishHook
 from shared.broker.settings import BrokerSettings
 from shared.broker.streams import ensure_streams
@@ -41,7 +41,7 @@ _REJECTED = (
 )
 
 
-class NatsBroker:
+class NatsBroker(OutboxPublisher):
     def __init__(
         self,
         settings: BrokerSettings,
@@ -80,20 +80,6 @@ class NatsBroker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CONNECT_TIMEOUT_S + 1):
                 await self._attempted.wait()
-
-    async def publish(
-        self,
-        subject: str,
-        data: bytes,
-        *,
-        headers: Mapping[str, str] | None = None,
-        event_id: str | None = None,
-    ) -> str:
-        item = make_outgoing(
-            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
-        )
-        self._outbox.put(item)
-        return item.event_id
 
     async def subscribe(
         self, subject: str, handler: Handler, *, queue: str, durable: bool = True

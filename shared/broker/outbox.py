@@ -167,3 +167,24 @@ class Outbox:
                 return
             self._metrics.published.labels(subject=item.subject).inc()
             return
+
+
+class OutboxPublisher:
+    """`publish()` for a broker that sends through an `Outbox`: queue, return the id."""
+
+    _outbox: Outbox
+    _on_publish: PublishHook | None
+
+    async def publish(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        item = make_outgoing(
+            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
+        )
+        self._outbox.put(item)
+        return item.event_id
