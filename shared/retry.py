@@ -7,6 +7,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from shared import backoff
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -21,11 +23,11 @@ async def until_done(
     max_backoff_s: float = 5.0,
 ) -> T:
     """Run `step` until it succeeds, with exponential backoff; log each failure once."""
-    backoff = first_backoff_s
+    waits = backoff.delays(first_backoff_s, max_backoff_s)
     while True:
         try:
             return await step()
         except retry_on as error:
-            log.warning("%s failed (%s); retrying in %.1f s", what, error, backoff)
-        await asyncio.sleep(backoff)
-        backoff = min(backoff * 2, max_backoff_s)
+            delay = next(waits)
+            log.warning("%s failed (%s); retrying in %.1f s", what, error, delay)
+        await asyncio.sleep(delay)

@@ -27,7 +27,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from shared.broker import backoff
+from shared import backoff
 from shared.broker.metrics import BrokerMetrics
 from shared.broker.protocol import EVENT_ID_HEADER, Event, Handler
 from shared.broker.settings import BrokerSettings

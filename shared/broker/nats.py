@@ -19,7 +19,8 @@ import nats.errors
 import nats.js.errors
 from nats.aio.client import Client, Server
 
-from shared.broker import backoff, subjects
+from shared import backoff
+from shared.broker import subjects
 from shared.broker.core import CoreSubscription
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics

@@ -15,7 +15,8 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
-from shared.broker import backoff, subjects
+from shared import backoff
+from shared.broker import subjects
 from shared.broker.metrics import BrokerMetrics
 from shared.broker.protocol import EVENT_ID_HEADER, PublishHook
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 
+from shared import backoff
 from shared.client import Client
 from shared.errors import ServiceError
 from shared.proto.config.v1 import config_pb2, config_pb2_grpc
@@ -70,20 +71,19 @@ class ConfigWatcher:
                 await self._task
 
     async def _follow(self) -> None:
-        backoff = 0.2
+        waits = backoff.delays(0.2, 5.0)
         while True:
             try:
                 await self._client.selector.wait_ready(CONFIG_SERVICE, None)
                 stream = self._stub.WatchConfig(config_pb2.WatchConfigRequest(app=self._app))
                 async for snapshot in stream:
-                    backoff = 0.2
+                    waits = backoff.delays(0.2, 5.0)
                     if snapshot.version != self._version:
                         self._version = snapshot.version
                         await self._apply(_decode(snapshot))
             except (grpc.RpcError, ServiceError, ValueError) as error:
                 log.debug("config watch interrupted: %r", error)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+            await asyncio.sleep(next(waits))
 
     async def _apply(self, config: dict[str, Any]) -> None:
         log.info("configuration of %s changed (version %d)", self._app, self._version)

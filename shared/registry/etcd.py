@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aetcd
 import grpc
 
+from shared import backoff
 from shared.registry.node import ServiceNode, node_key, service_prefix
 
 log = logging.getLogger(__name__)
@@ -89,14 +90,14 @@ class EtcdRegistry:
 
     async def watch(self, service: str) -> AsyncIterator[list[ServiceNode]]:
         prefix = service_prefix(self._prefix, service).encode()
-        backoff = 0.1
+        waits = _waits()
         while True:
             try:
                 async with asyncio.timeout(self._call_timeout_s):
                     listing = await self._client.get_prefix(prefix)
                 nodes = {kv.key: node for kv in listing if (node := _decode(kv.value)) is not None}
                 yield list(nodes.values())
-                backoff = 0.1
+                waits = _waits()
                 watch = await self._client.watch_prefix(
                     prefix, start_revision=listing.header.revision + 1
                 )
@@ -109,8 +110,7 @@ class EtcdRegistry:
                     yield list(nodes.values())
             except _ETCD_ERRORS as error:
                 log.debug("watch of %s interrupted: %r", service, error)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            await asyncio.sleep(next(waits))
 
     async def close(self) -> None:
         for node_id in list(self._keepers):
@@ -129,7 +129,7 @@ class EtcdRegistry:
 
     async def _keep_registered(self, node: ServiceNode, registered: asyncio.Event) -> None:
         key = node_key(self._prefix, node.name, node.id).encode()
-        backoff = 0.1
+        waits = _waits()
         while True:
             try:
                 async with asyncio.timeout(self._call_timeout_s):
@@ -139,13 +139,12 @@ class EtcdRegistry:
                 if registered.is_set():
                     log.info("registered %s again at %s", node.id, node.address)
                 registered.set()
-                backoff = 0.1
+                waits = _waits()
                 await self._keep_alive(lease.id)
                 log.warning("lease of %s lost; registering again", node.id)
             except _ETCD_ERRORS as error:
                 log.warning("registry unreachable for %s: %r", node.id, error)
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF_S)
+            await asyncio.sleep(next(waits))
 
     async def _keep_alive(self, lease_id: int) -> None:
         """Refresh the lease over one long-lived stream; returns when the lease is gone."""
@@ -166,6 +165,11 @@ class EtcdRegistry:
                     return
         finally:
             stream.cancel()
+
+
+def _waits() -> Iterator[float]:
+    """Fresh backoff after each success: etcd's return is noticed within a second or two."""
+    return backoff.delays(0.1, _MAX_BACKOFF_S)
 
 
 def _decode(raw: bytes) -> ServiceNode | None:
