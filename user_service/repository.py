@@ -132,13 +132,6 @@ class UserRepository:
                 return False
             return True
 
-    async def logins(self, user_id: int) -> int:
-        async with self._sessions() as session:
-            count = await session.scalar(
-                select(func.count()).select_from(LoginRow).where(LoginRow.user_id == user_id)
-            )
-            return int(count or 0)
-
 
 _MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
 _SEED = "002_seed.sql"
