@@ -504,9 +504,11 @@ async def test_the_readme_login_works_on_the_compose_services_scaled_out(
 
     # The trace reaches "jaeger" (here an OTLP receiver) across the three services.
     spans = await otlp_receiver.wait_for(
-        lambda s: {"user_api", "user_service", "auth_service"} <= {x.service_name for x in s}
-        # The request's span ends last: it may come in a later export than its children.
-        and any(x.service_name == "user_api" and x.kind == "SERVER" for x in s),
+        lambda s: (
+            {"user_api", "user_service", "auth_service"} <= {x.service_name for x in s}
+            # The request's span ends last: it may come in a later export than its children.
+            and any(x.service_name == "user_api" and x.kind == "SERVER" for x in s)
+        ),
         timeout=15,
     )
     root = next(s for s in spans if s.service_name == "user_api" and s.kind == "SERVER")
