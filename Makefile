@@ -13,7 +13,7 @@ export ETCD_PORT ETCD_PEER_PORT NATS_PORT
 export ETCD_ENDPOINT ?= 127.0.0.1:$(ETCD_PORT)
 export NATS_URL ?= nats://127.0.0.1:$(NATS_PORT)
 
-.PHONY: install run test lint format proto bench new-service clean
+.PHONY: install run test lint format proto bench new-service k8s clean
 
 install: $(STAMP)
 
@@ -56,6 +56,13 @@ bench: $(STAMP)
 new-service: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=order [HTTP=1]" >&2; exit 2; }
 	$(BIN)/micro new service $(NAME) $(if $(HTTP),--http)
+
+# The Kubernetes manifests, rendered offline: `make k8s` (development) or
+# `make k8s OVERLAY=production > production.yaml`; apply with `kubectl apply -k`.
+OVERLAY ?= development
+k8s:
+	@command -v kubectl >/dev/null || { echo "kubectl is missing (Debian: apt-get install kubectl)" >&2; exit 1; }
+	kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
 
 clean:
 	rm -rf .run
