@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import re
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -86,6 +87,15 @@ def settings_in_pod(
         if value != RUNTIME:
             monkeypatch.setenv(name, value)
     return cls()
+
+
+def volume_at(workload: dict[str, Any], path: str) -> str | None:
+    """The volume that holds `path` in the workload's container (the deepest mount)."""
+    mounts = sorted(main_container(workload)["volumeMounts"], key=lambda m: -len(m["mountPath"]))
+    for mount in mounts:
+        if path == mount["mountPath"] or path.startswith(mount["mountPath"].rstrip("/") + "/"):
+            return str(mount["name"])
+    return None
 
 
 # ------------------------------------------------------------------ the files themselves
@@ -323,17 +333,15 @@ def test_etcd_and_nats_are_three_member_clusters_on_stable_names(overlay: str) -
     )
     assert f"--initial-cluster={peers}" in args
     assert "--name=$(POD_NAME)" in args
-    mounts = {m["mountPath"]: m["name"] for m in main_container(etcd)["volumeMounts"]}
     (data_dir,) = [a.split("=", 1)[1] for a in args if a.startswith("--data-dir=")]
-    assert mounts[data_dir] == "data"
+    assert volume_at(etcd, data_dir) == "data"
 
     nats = sets["nats"]
     config = of_kind(docs, "ConfigMap")["nats-config"]["data"]["nats.conf"]
     routes = re.findall(r"nats://(nats-\d+)\.([\w-]+):(\d+)", config)
     assert routes == [(f"nats-{i}", nats["spec"]["serviceName"], "6222") for i in range(3)]
     (store_dir,) = re.findall(r"store_dir:\s*(\S+)", config)
-    mounts = {m["mountPath"]: m["name"] for m in main_container(nats)["volumeMounts"]}
-    assert mounts[store_dir] == "data"
+    assert volume_at(nats, store_dir) == "data"
     assert "server_name: $SERVER_NAME" in config  # JetStream clustering needs unique names
 
 
