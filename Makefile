@@ -60,9 +60,8 @@ new-service: $(STAMP)
 # The Kubernetes manifests, rendered offline: `make k8s` (development) or
 # `make k8s OVERLAY=production > production.yaml`; apply with `kubectl apply -k`.
 OVERLAY ?= development
-k8s:
-	@command -v kubectl >/dev/null || { echo "kubectl is missing (Debian: apt-get install kubectl)" >&2; exit 1; }
-	kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
+k8s: $(STAMP)
+	@$(BIN)/kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
 
 clean:
 	rm -rf .run

