@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 import kubernetes_validate
+import opentelemetry.environment_variables
+import opentelemetry.sdk.environment_variables
 import pytest
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
@@ -57,7 +59,13 @@ SERVICES = {"config_service", "auth_service", "user_service", "user_api"}
 DRAIN_S = inspect.signature(GrpcServer).parameters["drain_s"].default
 # ...then closing NATS and flushing spans, which take a few seconds at most.
 FLUSH_S = 5
-OTEL_PREFIX = "OTEL_"
+# Every OTEL_* variable the OpenTelemetry API and SDK (with its OTLP exporter) read.
+OTEL_VARIABLES = {
+    name
+    for module in (opentelemetry.environment_variables, opentelemetry.sdk.environment_variables)
+    for name in dir(module)
+    if name.startswith("OTEL_")
+}
 # Infrastructure images are the ones docker-compose.yml runs (one version to bump, checked).
 INFRA = {"etcd": "etcd", "nats": "nats", "mariadb": "mysql", "jaeger": "jaeger"}
 # Variables whose values are secrets (JWT_SECRET_FILE is a path, the key is in a Secret).
@@ -139,7 +147,7 @@ def test_every_variable_is_a_setting_the_service_reads(
     for package, deployment in project_deployments(docs).items():
         env = environment(main_container(deployment), docs)
         fields = {field.upper() for field in settings_class(package).model_fields}
-        unread = {name for name in env if name not in fields and not name.startswith(OTEL_PREFIX)}
+        unread = set(env) - fields - OTEL_VARIABLES
         assert not unread, f"{package} is given variables no code reads: {sorted(unread)}"
 
         settings = settings_in_pod(package, env, monkeypatch)  # validates every value
