@@ -42,3 +42,22 @@ def write_once(directory: Path, files: Mapping[str, bytes]) -> bool:
     finally:
         with contextlib.suppress(FileNotFoundError):
             shutil.rmtree(draft)
+
+
+def write_file_once(path: Path, content: bytes) -> bool:
+    """Create `path` (mode 0600) holding `content` unless it exists; True if this call did."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(content)
+        os.chmod(draft, FILE_MODE)
+        try:
+            os.link(draft, path)  # fails if another process created it first: theirs wins
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        os.unlink(draft)
