@@ -7,6 +7,7 @@ always pin a value on one process. Settings are built in `main` and passed down.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -40,6 +41,17 @@ class ServiceSettings(BaseSettings):
     # Share circuit states with this service's other replicas through Redis (redis://…).
     breaker_redis_url: str | None = None
     config_wait_s: float = 3.0
+    # Service identity (see shared/security): mTLS on every gRPC hop when `mtls` is on.
+    # TLS_DIR holds tls.crt, tls.key and ca.crt (as cert-manager or a SPIFFE helper writes
+    # them, reloaded on rotation); else TLS_DEV_ROOT holds a development CA that issues
+    # this service's certificate on first start (`make run`: .run/tls).
+    mtls: bool = False
+    trust_domain: str = "micro.local"
+    tls_dir: Path | None = None
+    tls_dev_root: Path | None = None
+    tls_reload_s: float = 1.0
+    # Deny calls the method's `allowed_callers` option does not list (else log them only).
+    enforce_policy: bool = True
 
     @classmethod
     def settings_customise_sources(

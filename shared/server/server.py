@@ -53,6 +53,7 @@ class GrpcServer:
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
         metadata: Mapping[str, str] | None = None,
         drain_s: float = 5.0,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self.name = name
         self._version = version
@@ -62,6 +63,8 @@ class GrpcServer:
         self._advertise_host = advertise_host
         self._metadata = dict(metadata or {})
         self._drain_s = drain_s
+        # mTLS (shared.security.credentials.server_credentials); None serves plain gRPC.
+        self._credentials = credentials
         self._server = grpc.aio.server(
             interceptors=[*interceptors, GuardInterceptor()], options=_OPTIONS
         )
@@ -84,7 +87,11 @@ class GrpcServer:
         return self._server
 
     async def start(self) -> ServiceNode:
-        port = self._server.add_insecure_port(f"{self._host}:{self._port}")
+        bind = f"{self._host}:{self._port}"
+        if self._credentials is not None:
+            port = self._server.add_secure_port(bind, self._credentials)
+        else:
+            port = self._server.add_insecure_port(bind)
         reflection.enable_server_reflection(
             [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )

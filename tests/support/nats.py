@@ -40,9 +40,13 @@ def server_binary() -> str:
 
 
 class NatsServer:
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, store_dir: Path, port: int | None = None, config: Path | None = None
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        # A configuration file (users, permissions); the flags below override its address.
+        self.config = config
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -63,8 +67,8 @@ class NatsServer:
                 server_binary(),
                 "-a", "127.0.0.1",
                 "-p", str(self.port),
-                "-js",
-                "-sd", str(self.store_dir),
+                # A configuration file turns JetStream on with its own store folder.
+                *(("-c", str(self.config)) if self.config else ("-js", "-sd", str(self.store_dir))),
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
