@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     # Share circuit states with this service's other replicas through Redis (redis://…).
     breaker_redis_url: str | None = None
     config_wait_s: float = 3.0
+    # The services this one calls, comma-separated: registered as the node's metadata
+    # `dependencies`, so that a view of the system (user_api's /portal) can show them.
+    dependencies: str = ""
 
     @classmethod
     def settings_customise_sources(
