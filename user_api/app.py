@@ -14,7 +14,7 @@ from shared import deadline
 from shared.http import serve_http
 from shared.runtime import Runtime
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway
+from user_api import errors, gateway, ws
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
@@ -63,6 +63,8 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
         app.include_router(gateway.router(runtime.client, allow))
+    if settings.ws_enabled:  # GET /ws, calls obeying the same allow-list: see user_api/ws
+        app.include_router(ws.router(runtime, app.state.logic.me, lambda: app.state.budget_s))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
