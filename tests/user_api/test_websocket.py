@@ -164,6 +164,8 @@ async def test_an_open_circuit_is_answered_as_an_error_frame(
         ws_url = system.base_url.replace("http", "ws", 1) + "/ws"
         async with connect(ws_url, additional_headers=headers) as socket:
             request = {"service": "user_service", "method": "GetUser", "body": {"id": 10001}}
+            await socket.send(json.dumps({"id": "warm", **request}))
+            assert "body" in await receive(socket)  # authenticated, and the call path is up
             with system.frozen(system.users[0]):
                 for n in range(20):
                     await socket.send(json.dumps({"id": f"f{n}", **request}))
