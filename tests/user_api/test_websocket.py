@@ -141,17 +141,39 @@ async def test_what_the_allow_list_does_not_name_and_bad_frames_get_error_frames
     assert unfit["error"]["reason"] == "INVALID_ARGUMENT"
 
 
-async def test_an_oversized_frame_closes_the_socket(start_service: StartService) -> None:
+@pytest.fixture
+async def limited(start_service: StartService) -> AsyncIterator[Api]:
+    """user_api with small limits: 1000-byte frames, 8 unread frames, 1 s of idleness."""
     port = free_port()
     for module in ("config_service", "auth_service", "user_service"):
         start_service(module)
-    start_service("user_api", HTTP_PORT=str(port), WS_MAX_FRAME_BYTES="1000", **WS_ENV)
+    limits = {"WS_MAX_FRAME_BYTES": "1000", "WS_SEND_QUEUE": "8", "WS_IDLE_TIMEOUT_S": "1"}
+    start_service("user_api", HTTP_PORT=str(port), **limits, **WS_ENV)
     await wait_until_ready(f"http://127.0.0.1:{port}")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-        headers = {"Authorization": f"Bearer {await token(http)}"}
-    async with connect(f"ws://127.0.0.1:{port}/ws", additional_headers=headers) as socket:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        yield Api(http, f"ws://127.0.0.1:{port}/ws")
+
+
+async def test_an_oversized_frame_closes_the_socket(limited: Api) -> None:
+    headers = {"Authorization": f"Bearer {await token(limited.http)}"}
+    async with connect(limited.ws_url, additional_headers=headers) as socket:
         await socket.send(json.dumps({"id": "big", "body": "x" * 2000}))
         assert await closed_with(socket) == 1009
+
+
+async def test_an_idle_socket_is_closed(limited: Api) -> None:
+    headers = {"Authorization": f"Bearer {await token(limited.http)}"}
+    async with connect(limited.ws_url, additional_headers=headers) as socket:
+        assert await closed_with(socket, timeout=5) == 4408
+
+
+async def test_a_reader_too_slow_for_its_answers_is_disconnected(limited: Api) -> None:
+    headers = {"Authorization": f"Bearer {await token(limited.http)}"}
+    # The client buffers one frame and then stops reading from the connection.
+    async with connect(limited.ws_url, additional_headers=headers, max_queue=1) as socket:
+        for _ in range(20_000):  # each bad frame earns an error frame nobody reads
+            await socket.send("{}")
+        assert await closed_with(socket, timeout=20) == 1008
 
 
 async def test_an_open_circuit_is_answered_as_an_error_frame(
