@@ -99,6 +99,8 @@ class Runtime(Generic[S]):
     def grpc_server(self, **options: Any) -> GrpcServer:
         """A server for this service, bound and advertised as the settings say, traced."""
         options.setdefault("interceptors", [TracingServerInterceptor(self.tracing)])
+        if self.settings.dependencies:
+            options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(
             name=self.settings.service_name,
             version=self.settings.service_version,

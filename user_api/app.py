@@ -14,9 +14,10 @@ from shared import deadline
 from shared.http import serve_http
 from shared.runtime import Runtime
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway
+from user_api import errors, gateway, portal, ws
 from user_api.handlers import router
 from user_api.logic import AccountLogic
+from user_api.presence import announced
 from user_api.readiness import reachable
 from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
 from user_api.settings import UserApiSettings
@@ -63,6 +64,10 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
         app.include_router(gateway.router(runtime.client, allow))
+    if settings.ws_enabled:  # GET /ws, calls obeying the same allow-list: see user_api/ws
+        app.include_router(ws.router(runtime, app.state.logic.me, lambda: app.state.budget_s))
+    if settings.portal_on:  # GET /portal, a live view of the system: see user_api/portal
+        app.include_router(portal.router(runtime))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -78,7 +83,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     app.add_middleware(
         TracingMiddleware,
         tracing=runtime.tracing,
-        exclude_paths=("/healthz", "/readyz", "/metrics"),
+        exclude_paths=("/healthz", "/readyz", "/metrics", "/portal/events"),
     )
     return app
 
@@ -92,4 +97,6 @@ async def run(settings: UserApiSettings) -> None:
             url,
             url,
         )
-        await serve_http(create_app(runtime), host=settings.http_host, port=settings.http_port)
+        app = create_app(runtime)
+        async with announced(runtime, settings.http_host, settings.http_port):  # for /portal
+            await serve_http(app, host=settings.http_host, port=settings.http_port)

@@ -52,6 +52,9 @@ class ServiceSettings(BaseSettings):
     tls_reload_s: float = 1.0
     # Deny calls the method's `allowed_callers` option does not list (else log them only).
     enforce_policy: bool = True
+    # The services this one calls, comma-separated: registered as the node's metadata
+    # `dependencies`, so that a view of the system (user_api's /portal) can show them.
+    dependencies: str = ""
 
     @classmethod
     def settings_customise_sources(

@@ -3,15 +3,18 @@
 from shared.registry.etcd import EtcdRegistry, etcd_client, parse_endpoint
 from shared.registry.memory import MemoryRegistry
 from shared.registry.node import ServiceNode, node_key, service_prefix
+from shared.registry.overview import NodeStatus, node_statuses
 from shared.registry.protocol import Registry
 
 __all__ = [
     "EtcdRegistry",
     "MemoryRegistry",
+    "NodeStatus",
     "Registry",
     "ServiceNode",
     "etcd_client",
     "node_key",
+    "node_statuses",
     "parse_endpoint",
     "service_prefix",
 ]

@@ -67,6 +67,10 @@ class EtcdRegistry:
     def client(self) -> aetcd.Client:
         return self._client
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     async def register(self, node: ServiceNode) -> None:
         registered = asyncio.Event()
         await self._stop_keeper(node.id)
@@ -178,3 +182,8 @@ def _decode(raw: bytes) -> ServiceNode | None:
     except (ValueError, KeyError, TypeError):
         log.warning("ignoring a malformed registry entry: %r", raw[:200])
         return None
+
+
+# For shared/registry/overview.py, which reads the same entries.
+ETCD_ERRORS = _ETCD_ERRORS
+decode_node = _decode

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -103,7 +104,8 @@ class GrpcServer:
             address=f"{advertised_host(self._host, self._advertise_host)}:{port}",
             version=self._version,
             endpoints=tuple(self._services),
-            metadata=self._metadata,
+            # When it started serving, for views of the system; wall clock, unix seconds.
+            metadata={**self._metadata, "registered_at": f"{time.time():.3f}"},
         )
         await self._registry.register(self.node)
         # Healthy once callers can find it: a node still waiting for etcd is not.
