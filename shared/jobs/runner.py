@@ -83,11 +83,11 @@ class JobRunner:
                 tick = due
         while True:
             await self._clock.sleep_until(tick)
+            # Woken late by more than a tick (a stalled loop, a suspended host): the latest
+            # due tick stands for those missed, rather than firing the backlog in a burst.
+            tick = max(tick, schedule.latest_at_or_before(self._clock.now()))
             await self._fire(job, tick, ledger)
-            following = schedule.next_after(tick)
-            # Behind by more than a tick (a stalled loop, a slow etcd): skip to the latest
-            # due one rather than firing the backlog in a burst.
-            tick = max(following, schedule.latest_at_or_before(self._clock.now()))
+            tick = schedule.next_after(tick)
 
     async def _last(self, job: Job, ledger: Ledger) -> datetime | None:
         # Without the record the driver cannot tell a missed tick from a run one: it waits.
