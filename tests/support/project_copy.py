@@ -1,7 +1,7 @@
 """A throw-away copy of the project, to run `micro new` in and start what it made.
 
-The copy leaves out the venv, git and local state, and runs with this venv's Python. The
-folder beside it that the project expects (`../shared`, with the compose schema) is linked.
+The copy leaves out the venv, git and local state, and runs with this venv's Python.
+Nothing beside the project is linked: the copy stands on its own, as a fresh clone does.
 """
 
 from __future__ import annotations
@@ -26,9 +26,6 @@ def copy_project(parent: Path) -> Path:
     """Copy the project to `parent/project`; return the copy's root."""
     root = parent / "project"
     shutil.copytree(ROOT, root, ignore=_LEFT_OUT, symlinks=True)
-    beside = ROOT.parent / "shared"
-    if beside.is_dir() and not (parent / "shared").exists():
-        (parent / "shared").symlink_to(beside, target_is_directory=True)
     return root
 
 
