@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # default of its own processes is replaced by a free port. Set any on the command line:
 #   make run HTTP_PORT=8088 NATS_PORT=14222
 
-.PHONY: install run test lint format proto bench new-service clean
+.PHONY: install run test test-unit lint format proto bench new-service clean
 
 install: $(STAMP)
 
@@ -35,8 +35,14 @@ run: $(STAMP)
 	     "user_api http://127.0.0.1:$$USER_API_HTTP_PORT (Ctrl-C stops all)" \
 	&& PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
+# With coverage of shared/ (service processes included): below [tool.coverage.report]
+# fail_under it fails.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+# The quick loop: the tests that start no real server.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

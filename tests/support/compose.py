@@ -28,6 +28,7 @@ import yaml
 from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 
+from tests.support import integration
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -362,6 +363,7 @@ class Replica:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        integration.require(self.service)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 _local_argv(self.argv),

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support import integration
 from tests.support.services import ROOT, ServiceProcess
 
 BIN = Path(sys.executable).parent
@@ -64,6 +65,7 @@ class CopiedServiceProcess(ServiceProcess):
         self.root = root
 
     def start(self) -> CopiedServiceProcess:
+        integration.require(self.module)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module],
