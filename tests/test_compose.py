@@ -9,7 +9,6 @@ import asyncio
 import fnmatch
 import importlib
 import inspect
-import json
 import re
 import socket
 import tomllib
@@ -33,7 +32,6 @@ from shared.server.server import advertised_host
 from shared.tracing import setup_tracing
 from tests.support.compose import (
     COMPOSE_FILE,
-    COMPOSE_SCHEMA,
     ROOT,
     WILDCARD_HOSTS,
     InterpolationError,
@@ -41,6 +39,7 @@ from tests.support.compose import (
     LocalServers,
     app_services,
     command,
+    compose_schema,
     depends_on,
     environment,
     exposed_ports,
@@ -144,12 +143,11 @@ def image_version(spec: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
 
 
 def test_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
-    assert COMPOSE_SCHEMA.is_file(), (
-        f"{COMPOSE_SCHEMA} is missing: CI checks the project out with ../shared beside it"
-    )
-    schema = json.loads(COMPOSE_SCHEMA.read_text())
-    jsonschema.Draft7Validator.check_schema(schema)
-    validator = jsonschema.Draft7Validator(schema)
+    schema = compose_schema()
+    # The draft the schema names ($schema), not one assumed here.
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
     for document in (raw_compose(), compose):
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
         assert not errors, "\n".join(errors)

@@ -13,6 +13,8 @@ from shared.registry import EtcdRegistry
 from tests.conftest import StartService
 from tests.support.services import wait_for_nodes
 
+pytestmark = pytest.mark.integration
+
 
 async def _call(address: str, method: str, request: Any) -> Any:
     async with grpc.aio.insecure_channel(address) as channel:

@@ -22,6 +22,8 @@ from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
 
+pytestmark = pytest.mark.integration
+
 ETCDCTL = Path(sys.executable).parent / "etcdctl"
 SEED = Path(__file__).resolve().parents[2] / "config_service" / "seed"
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support import integration
 from tests.support.ports import free_port, wait_for_port_sync
 
 ETCD = Path(sys.executable).parent / "etcd"
@@ -28,6 +29,7 @@ class EtcdServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        integration.require("etcd")
         url = f"http://127.0.0.1:{self.port}"
         peer = f"http://127.0.0.1:{self.peer_port}"
         self.process = subprocess.Popen(

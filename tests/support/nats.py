@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import integration
 from tests.support.ports import free_port
 
 READY_TIMEOUT_S = 10.0
@@ -60,6 +61,7 @@ class NatsServer:
     async def start(self) -> None:
         if self.running:
             return
+        integration.require("nats-server")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = (self.store_dir / "server.log").open("ab")
         try:
@@ -127,6 +129,7 @@ class NatsServer:
 
 
 @pytest.fixture
+@integration.real_server
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     """A fresh server per test, stopped afterwards whatever state the test left it in."""
     server = NatsServer(tmp_path / "nats")

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shared.registry import EtcdRegistry, ServiceNode
+from tests.support import integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -24,6 +25,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
+        integration.require(self.module)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=log

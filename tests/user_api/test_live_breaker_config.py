@@ -19,6 +19,8 @@ from tests.support.etcd import EtcdServer
 from tests.support.http import login
 from tests.support.system import System, start_system
 
+pytestmark = pytest.mark.integration
+
 ETCDCTL = Path(sys.executable).parent / "etcdctl"
 VERIFY = "user_service.VerifyCredentials"
 SEED = json.loads((Path(__file__).parents[2] / "config_service/seed/user_api.json").read_text())

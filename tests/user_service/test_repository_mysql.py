@@ -12,6 +12,8 @@ from tests.conftest import MARIADB
 from user_service.logic import UserLogic
 from user_service.repository import UserRepository, ensure_schema
 
+pytestmark = pytest.mark.integration
+
 
 async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
     mariadb_database: str,

@@ -6,9 +6,13 @@ import asyncio
 import signal
 import time
 
+import pytest
+
 from shared.registry import EtcdRegistry, ServiceNode
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
+
+pytestmark = pytest.mark.integration
 
 NODE = ServiceNode(
     name="greeter",
