@@ -10,11 +10,11 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import deadline
-from shared.http import serve_http
+from shared import deadline, http_errors
+from shared.app import App
 from shared.runtime import Runtime
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway
+from user_api import gateway
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
@@ -58,7 +58,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         app.state.budget_s = float(config.get("request_budget_s", settings.request_budget_s))
 
     runtime.on_config_change(follow_budget)
-    errors.install(app)
+    http_errors.install(app)
     app.include_router(router)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
@@ -84,12 +84,13 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
 
 
 async def run(settings: UserApiSettings) -> None:
-    async with Runtime.open(settings) as runtime:
-        settings = runtime.settings
+    async with App.open(settings) as app:
+        settings = app.settings
+        app.http_server(create_app(app.runtime), host=settings.http_host, port=settings.http_port)
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "user_api on %s; try: curl -s -X POST %s/user/login --data 'userName=micro&pwd=123'",
             url,
             url,
         )
-        await serve_http(create_app(runtime), host=settings.http_host, port=settings.http_port)
+        await app.run()
