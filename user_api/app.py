@@ -18,7 +18,7 @@ from user_api import gateway
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
-from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
+from user_api.repository import AUTH_SERVICE, USER_SERVICE, AccountsClient
 from user_api.settings import UserApiSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
     app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
-    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
+    app.state.logic = AccountLogic(AccountsClient(runtime.client), runtime.broker)
     app.state.budget_s = settings.request_budget_s
 
     async def readiness() -> dict[str, bool]:

@@ -13,7 +13,7 @@ from shared.server import GrpcServer
 from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
 
 
@@ -38,7 +38,7 @@ async def run(settings: UserServiceSettings) -> None:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
+        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
         app.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
         add_to(app.grpc_server(), logic)
         await app.run()

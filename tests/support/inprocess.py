@@ -25,7 +25,7 @@ from user_api.app import create_app
 from user_api.settings import UserApiSettings
 from user_service import app as user_app
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 
 SECRET = "in-process-secret-that-is-long-enough-0123456789"
 
@@ -45,7 +45,7 @@ async def in_process_system(
     engine = db.create_engine(f"sqlite:///{tmp_path}/users.db")
     await ensure_schema(engine)
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    users = UserLogic(UserRepository(db.session_factory(engine)), hasher)
+    users = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
     tokens = TokenLogic(SECRET, "test", 60, MemoryRevocationStore())
     settings = UserApiSettings(
         use_config_service=False,
