@@ -66,20 +66,20 @@ class Runtime(Generic[S]):
             version=settings.service_version,
             environment=settings.environment,
         )
-        stack.push_async_callback(tracing.ashutdown)  # flushes the spans still buffered
+        stack.push_async_callback(tracing.stop)  # flushes the spans still buffered
         registry = registry or EtcdRegistry(
             settings.etcd_endpoint, prefix=settings.registry_prefix, ttl_s=settings.registry_ttl_s
         )
-        stack.push_async_callback(registry.close)
+        stack.push_async_callback(registry.stop)
         selector = Selector(registry, strategy=settings.selector)
-        stack.push_async_callback(selector.close)
+        stack.push_async_callback(selector.stop)
         storage = None
         if settings.breaker_redis_url:
             namespace = f"micro:{settings.service_name}"
             storage = redis_storage_factory(settings.breaker_redis_url, namespace)
         breakers = Breakers(storage_factory=storage)
         client = Client(selector, breakers, tracing=tracing)
-        stack.push_async_callback(client.close)
+        stack.push_async_callback(client.stop)
 
         def trace_publish(subject: str, headers: dict[str, str]) -> None:
             with producer_span(tracing, subject, headers):
@@ -89,7 +89,7 @@ class Runtime(Generic[S]):
             BrokerSettings(url=settings.nats_url), settings.service_name, on_publish=trace_publish
         )
         await broker.start()  # returns at once when NATS is down: events wait in the outbox
-        stack.push_async_callback(broker.close)  # flushes the outbox
+        stack.push_async_callback(broker.stop)  # flushes the outbox
         runtime = cls(settings, registry, selector, breakers, client, broker, tracing)
         if settings.use_config_service:
             await runtime._load_remote_config(stack)
@@ -144,7 +144,7 @@ class Runtime(Generic[S]):
         self._apply_breakers(self.config)
         watcher = ConfigWatcher(self.client, app, self._config_changed)
         watcher.start()
-        stack.push_async_callback(watcher.close)
+        stack.push_async_callback(watcher.stop)
 
     async def _config_changed(self, config: dict[str, Any]) -> None:
         self.config = config

@@ -35,7 +35,7 @@ def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
 async def registry(etcd: EtcdServer) -> AsyncIterator[EtcdRegistry]:
     registry = EtcdRegistry(etcd.endpoint, ttl_s=3)
     yield registry
-    await registry.close()
+    await registry.stop()
 
 
 @pytest.fixture

@@ -114,7 +114,7 @@ class EtcdRegistry:
                 log.debug("watch of %s interrupted: %r", service, error)
             await asyncio.sleep(next(waits))
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for node_id in list(self._keepers):
             await self._stop_keeper(node_id)
         with contextlib.suppress(*ETCD_ERRORS):

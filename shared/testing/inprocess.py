@@ -79,9 +79,9 @@ class InProcess:
         """The kit's client on this registry (one, closed with the rest)."""
         if self._client is None:
             selector = Selector(self.registry)
-            self._stack.push_async_callback(selector.close)
+            self._stack.push_async_callback(selector.stop)
             self._client = Client(selector, Breakers())
-            self._stack.push_async_callback(self._client.close)
+            self._stack.push_async_callback(self._client.stop)
         return self._client
 
     async def runtime(self, settings: S) -> Runtime[S]:

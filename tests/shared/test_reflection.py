@@ -68,8 +68,8 @@ async def client(in_process: InProcess) -> AsyncIterator[Client]:
     try:
         yield client
     finally:
-        await client.close()
-        await selector.close()
+        await client.stop()
+        await selector.stop()
 
 
 async def test_json_in_json_out_with_the_proto_field_names(client: Client) -> None:

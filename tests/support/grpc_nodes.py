@@ -141,8 +141,8 @@ class Nodes:
         client = Client(selector, breakers, **kw)
 
         async def close() -> None:
-            await client.close()
-            await selector.close()
+            await client.stop()
+            await selector.stop()
 
         self._closers.append(close)
         return client
