@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 
-from auth_service.repository import RevocationStore
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
@@ -16,6 +17,14 @@ from shared.proto.events.v1.events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
+
+
+class RevocationStore(Protocol):
+    """Revoked token ids; repository.py keeps them in etcd (or in memory for tests)."""
+
+    async def revoke(self, token_id: str, expires_at: int) -> None: ...
+
+    async def is_revoked(self, token_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -41,8 +50,10 @@ class TokenLogic:
         ttl_s: int,
         revoked: RevocationStore,
         events: Broker | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._clock = clock
         self._issuer = issuer
         self._ttl_s = ttl_s
         self._revoked = revoked
@@ -51,7 +62,7 @@ class TokenLogic:
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
             raise ServiceError(Reason.INVALID_ARGUMENT, "user id and user name are required")
-        now = int(time.time())
+        now = int(self._clock())
         claims = Claims(user_id, user_name, uuid.uuid4().hex, now, now + self._ttl_s)
         payload = {
             "sub": str(user_id),
@@ -86,16 +97,18 @@ class TokenLogic:
                 self._secret,
                 algorithms=[_ALGORITHM],
                 issuer=self._issuer,
-                options={"require": _REQUIRED},
+                # Expiry is checked below against the injected clock, not the system's.
+                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False},
             )
-            return Claims(
+            claims = Claims(
                 user_id=int(payload["sub"]),
                 user_name=str(payload.get("name", "")),
                 token_id=str(payload["jti"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),
             )
-        except jwt.ExpiredSignatureError:
-            raise ServiceError(Reason.TOKEN_EXPIRED, "token expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+        if claims.expires_at <= self._clock():
+            raise ServiceError(Reason.TOKEN_EXPIRED, "token expired")
+        return claims

@@ -8,34 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Callable
 
 import aetcd
-import grpc
 
 from shared.errors import Reason, ServiceError
-
-_ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
-
-
-class RevocationStore(Protocol):
-    async def revoke(self, token_id: str, expires_at: int) -> None: ...
-    async def is_revoked(self, token_id: str) -> bool: ...
+from shared.registry import ETCD_ERRORS
 
 
 class EtcdRevocationStore:
-    def __init__(self, client: aetcd.Client, prefix: str, *, timeout_s: float = 2.0) -> None:
+    """`RevocationStore` (see logic.py) in etcd."""
+
+    def __init__(
+        self,
+        client: aetcd.Client,
+        prefix: str,
+        *,
+        timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout_s = timeout_s
+        self._clock = clock
 
     async def revoke(self, token_id: str, expires_at: int) -> None:
-        ttl = max(int(expires_at - time.time()) + 1, 1)
+        ttl = max(int(expires_at - self._clock()) + 1, 1)
         try:
             async with asyncio.timeout(self._timeout_s):
                 lease = await self._client.lease(ttl)
                 await self._client.put(self._key(token_id), b"1", lease=lease)
-        except _ETCD_ERRORS as error:
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
     async def is_revoked(self, token_id: str) -> bool:
@@ -43,7 +46,7 @@ class EtcdRevocationStore:
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._client.get(self._key(token_id)) is not None
-        except _ETCD_ERRORS as error:
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
     def _key(self, token_id: str) -> bytes:

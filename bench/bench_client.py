@@ -126,8 +126,8 @@ async def bench(args: argparse.Namespace, address: str, server_pid: int) -> dict
     for _ in range(args.rounds):
         for name, call in variants.items():
             rounds[name].append(await drive(call, args.concurrency, args.seconds, server_pid))
-    await client.close()
-    await selector.close()
+    await client.stop()
+    await selector.stop()
     await channel.close()
     return rounds
 
@@ -164,8 +164,8 @@ async def guard_alone(iterations: int) -> dict[str, float]:
         lambda: breaker.run(lambda t: instant(REQUEST, timeout=t), self_timed=True)
     )
     guarded = await measure(lambda: client.call(SERVICE, "GetUser", REQUEST))
-    await client.close()
-    await selector.close()
+    await client.stop()
+    await selector.stop()
     timings = {"direct_us": direct, "breaker_only_us": breaker_only, "kit_us": guarded}
     return {name: round(us, 2) for name, us in timings.items()}
 

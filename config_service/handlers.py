@@ -7,8 +7,7 @@ from typing import Any
 
 import grpc
 
-from config_service.logic import ConfigLogic
-from config_service.repository import Snapshot
+from config_service.logic import ConfigLogic, Snapshot
 from shared.errors import Reason, ServiceError
 from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 from shared.security.identity import caller_identity

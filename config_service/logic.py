@@ -4,11 +4,29 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
 
-from config_service.repository import ConfigRepository, Snapshot
 from shared.errors import Reason, ServiceError
 
 _APP = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    app: str
+    json: str
+    version: int
+
+
+class ConfigRepository(Protocol):
+    """Where configurations live; repository.py keeps them in etcd."""
+
+    async def get(self, app: str) -> Snapshot: ...
+
+    def watch(self, app: str) -> AsyncIterator[Snapshot]:
+        """The current snapshot, then one per change."""
+        ...
 
 
 def _check(app: str) -> None:

@@ -141,7 +141,7 @@ class Selector:
             state.consecutive_failures = 0
             log.warning("ejecting %s for %.0f s after transport failures", state.node.id, duration)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for view in self._views.values():
             if view.task is not None:
                 view.task.cancel()

@@ -18,6 +18,9 @@ from tests.support.services import ServiceProcess, service_env
 
 __all__ = ["nats_server", "otlp_receiver"]  # fixtures for every test module
 
+# The kit's test kit (`in_process`); also a pytest11 entry point once the package is installed.
+pytest_plugins = ["shared.testing.plugin"]
+
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
@@ -45,7 +48,7 @@ def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
 async def registry(etcd: EtcdServer) -> AsyncIterator[EtcdRegistry]:
     registry = EtcdRegistry(etcd.endpoint, ttl_s=3)
     yield registry
-    await registry.close()
+    await registry.stop()
 
 
 @pytest.fixture

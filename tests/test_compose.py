@@ -486,7 +486,7 @@ async def test_the_readme_login_works_on_the_compose_services_scaled_out(
                 f"127.0.0.1:{replica.env['GRPC_PORT']}" for replica in replicas
             )
     finally:
-        await registry.close()
+        await registry.stop()
     # ...and user_api spread the twelve logins over all of them.
     for service, method in (
         ("user_service", "VerifyCredentials"),

@@ -10,16 +10,16 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import deadline
-from shared.http import serve_http
+from shared import deadline, http_errors
+from shared.app import App
 from shared.runtime import Runtime
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway, portal, ws
+from user_api import gateway, portal, ws
 from user_api.handlers import router
 from user_api.logic import AccountLogic
-from user_api.presence import announced
+from user_api.presence import HttpPresence
 from user_api.readiness import reachable
-from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
+from user_api.repository import AUTH_SERVICE, USER_SERVICE, AccountsClient
 from user_api.settings import UserApiSettings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
     app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
-    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
+    app.state.logic = AccountLogic(AccountsClient(runtime.client), runtime.broker)
     app.state.budget_s = settings.request_budget_s
 
     async def readiness() -> dict[str, bool]:
@@ -59,7 +59,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         app.state.budget_s = float(config.get("request_budget_s", settings.request_budget_s))
 
     runtime.on_config_change(follow_budget)
-    errors.install(app)
+    http_errors.install(app)
     app.include_router(router)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
@@ -89,14 +89,15 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
 
 
 async def run(settings: UserApiSettings) -> None:
-    async with Runtime.open(settings) as runtime:
-        settings = runtime.settings
+    async with App.open(settings) as app:
+        settings = app.settings
+        app.http_server(create_app(app.runtime), host=settings.http_host, port=settings.http_port)
+        # Registered once HTTP listens, so that the portal and `micro services` show it.
+        app.add(HttpPresence(app.runtime, settings.http_host, settings.http_port))
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "user_api on %s; try: curl -s -X POST %s/user/login --data 'userName=micro&pwd=123'",
             url,
             url,
         )
-        app = create_app(runtime)
-        async with announced(runtime, settings.http_host, settings.http_port):  # for /portal
-            await serve_http(app, host=settings.http_host, port=settings.http_port)
+        await app.run()

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
 from shared.errors import Reason, ServiceError
-from user_api.errors import validation_error
+from shared.http_errors import validation_error
 from user_api.logic import AccountLogic, Caller, Session, UserView
 
 router = APIRouter()

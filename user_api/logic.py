@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
 from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
-from user_api.repository import Accounts
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +38,39 @@ class Session:
     user: UserView
 
 
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    token_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    user_name: str
+    token_id: str
+    expires_at: int
+
+
+class AccountDirectory(Protocol):
+    """Users and tokens, kept by other services; repository.py calls them over gRPC."""
+
+    async def verify_credentials(self, user_name: str, password: str) -> UserView: ...
+
+    async def get_user(self, user_id: int) -> UserView: ...
+
+    async def make_token(self, user: UserView) -> AccessToken: ...
+
+    async def validate_token(self, token: str) -> TokenClaims: ...
+
+    async def revoke_token(self, token: str) -> str:
+        """Revoke `token`; returns its id."""
+        ...
+
+
 class AccountLogic:
-    def __init__(self, accounts: Accounts, events: Broker) -> None:
+    def __init__(self, accounts: AccountDirectory, events: Broker) -> None:
         self._accounts = accounts
         self._events = events
 
@@ -67,9 +98,7 @@ class AccountLogic:
         )
         await publish_event(self._events, logged_in)
         log.info("user %d logged in from %s", user.id, caller.address)
-        return Session(
-            issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name)
-        )
+        return Session(issued.token, issued.token_id, issued.expires_at, user)
 
     async def me(self, token: str) -> UserView:
         claims = await self._accounts.validate_token(token)
@@ -80,7 +109,7 @@ class AccountLogic:
                 # The token outlived its user: it grants nothing any more.
                 raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
             raise
-        return UserView(user.id, user.name)
+        return user
 
     async def logout(self, token: str) -> str:
         return await self._accounts.revoke_token(token)

@@ -5,37 +5,40 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 
 from shared import db
+from shared.app import App
 from shared.broker.events import USER_LOGGED_IN
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.retry import until_done
-from shared.runtime import Runtime, serve
+from shared.server import GrpcServer
 from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
 
 
+def add_to(server: GrpcServer, logic: UserLogic) -> None:
+    """Serve UserService on `server`; the in-process tests use this too."""
+    server.add_service(
+        user_pb2_grpc.add_UserServiceServicer_to_server,
+        UserHandlers(logic),
+        user_pb2.DESCRIPTOR.services_by_name["UserService"],
+    )
+
+
 async def run(settings: UserServiceSettings) -> None:
-    async with Runtime.open(settings) as runtime:
-        settings = runtime.settings
+    async with App.open(settings) as app:
+        settings = app.settings
         engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
-        instrument_sqlalchemy(engine, runtime.tracing)
-        try:
-            await until_done(lambda: ensure_schema(engine), "preparing the database")
-            hasher = PasswordHasher(
-                time_cost=settings.argon2_time_cost,
-                memory_cost=settings.argon2_memory_kib,
-                parallelism=settings.argon2_parallelism,
-            )
-            logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
-            await runtime.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
-            server = runtime.grpc_server()
-            server.add_service(
-                user_pb2_grpc.add_UserServiceServicer_to_server,
-                UserHandlers(logic),
-                user_pb2.DESCRIPTOR.services_by_name["UserService"],
-            )
-            await serve(server)
-        finally:
-            await engine.dispose()
+        app.on_stop(engine.dispose)
+        instrument_sqlalchemy(engine, app.runtime.tracing)
+        await until_done(lambda: ensure_schema(engine), "preparing the database")
+        hasher = PasswordHasher(
+            time_cost=settings.argon2_time_cost,
+            memory_cost=settings.argon2_memory_kib,
+            parallelism=settings.argon2_parallelism,
+        )
+        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
+        app.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
+        add_to(app.grpc_server(), logic)
+        await app.run()

@@ -1,9 +1,8 @@
-"""Storage of users: the `user` table, through SQLAlchemy asyncio."""
+"""Storage of users: the `user` table, through SQLAlchemy asyncio (the contract is in logic.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,6 +11,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from user_service.logic import DuplicateUserError, StoredUser
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
@@ -48,19 +49,6 @@ class LoginRow(Base):
     user_agent: Mapped[str] = mapped_column(String(255), default="")
 
 
-@dataclass(frozen=True)
-class StoredUser:
-    id: int
-    name: str
-    password_hash: str
-    created_at: datetime
-    last_login_at: datetime | None
-
-
-class DuplicateUserError(Exception):
-    pass
-
-
 def _stored(row: UserRow) -> StoredUser:
     return StoredUser(
         id=row.user_id,
@@ -75,7 +63,9 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-class UserRepository:
+class SqlUserRepository:
+    """`UserRepository` (see logic.py) on SQLAlchemy asyncio: MariaDB or SQLite."""
+
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
 

@@ -5,7 +5,7 @@ Usage::
     broker = await connect_broker(BrokerSettings(), "user_service")
     await broker.subscribe(USER_LOGGED_IN, on_login, queue="user_service")
     await broker.publish(USER_LOGGED_IN, payload)     # returns at once, even with NATS down
-    await broker.close()                              # flush, finish handlers, drain
+    await broker.stop()                              # flush, finish handlers, drain
 """
 
 from shared.broker.factory import build_broker, connect_broker

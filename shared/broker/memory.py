@@ -97,7 +97,7 @@ class MemoryBroker(OutboxPublisher):
             return False
         return True
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         await self.flush(self._settings.close_timeout_s)
         await self._outbox.stop()
         for task in list(self._deliveries):

@@ -128,7 +128,7 @@ class NatsBroker(OutboxPublisher):
                 return False
         return True
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._closing:
             return
         self._closing = True

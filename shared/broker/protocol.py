@@ -59,5 +59,5 @@ class Broker(Protocol):
     async def flush(self, timeout: float) -> bool:
         """Wait until every queued event is sent; False when `timeout` ran out first."""
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         """Flush (bounded), let running handlers finish, then drain and disconnect."""

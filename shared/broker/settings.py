@@ -35,7 +35,7 @@ class BrokerSettings(BaseModel):
     reconnect_max_wait_s: float = Field(default=10.0, gt=0)
     # How long one JetStream publish waits for its ack before the outbox retries it.
     publish_timeout_s: float = Field(default=5.0, gt=0)
-    # Bound on close(): flushing the outbox, then waiting for handlers and draining.
+    # Bound on stop(): flushing the outbox, then waiting for handlers and draining.
     close_timeout_s: float = Field(default=10.0, gt=0)
     # Handlers running at once per durable subscription in one process.
     max_in_flight: int = Field(default=32, ge=1)

@@ -45,7 +45,7 @@ async def list_services(target: Target) -> dict[str, list[ServiceNode]]:
     except Exception as error:  # aetcd raises its own errors, grpc's and OSError
         raise ServiceError(Reason.UNAVAILABLE, f"etcd at {target.etcd}: {error!r}") from None
     finally:
-        await registry.close()
+        await registry.stop()
     services: dict[str, list[ServiceNode]] = {}
     for item in listing:
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -87,6 +87,6 @@ async def _client(target: Target) -> AsyncIterator[Client]:
     try:
         yield client
     finally:
-        await client.close()
-        await selector.close()
-        await registry.close()
+        await client.stop()
+        await selector.stop()
+        await registry.stop()

@@ -268,7 +268,7 @@ class Client:
             raise ServiceError(Reason.UNAVAILABLE, f"{service} not found in the registry")
         self._ready.add(service)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for closing in list(self._closing):
             await closing
         for channel in self._channels.values():

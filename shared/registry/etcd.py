@@ -30,7 +30,9 @@ _CHANNEL_OPTIONS = {
     "grpc.keepalive_timeout_ms": 3000,
     "grpc.keepalive_permit_without_calls": 1,
 }
-_ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
+# What a failed etcd call raises (the client's errors, the channel's, the socket's, a
+# timeout): the one tuple every etcd user of the kit and of the services catches.
+ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
 _MAX_BACKOFF_S = 2.0
 
 
@@ -81,7 +83,7 @@ class EtcdRegistry:
 
     async def deregister(self, node: ServiceNode) -> None:
         lease_id = await self._stop_keeper(node.id)
-        with contextlib.suppress(*_ETCD_ERRORS):
+        with contextlib.suppress(*ETCD_ERRORS):
             async with asyncio.timeout(self._call_timeout_s):
                 await self._client.delete(node_key(self._prefix, node.name, node.id).encode())
                 if lease_id:
@@ -112,14 +114,14 @@ class EtcdRegistry:
                     else:
                         nodes.pop(event.kv.key, None)
                     yield list(nodes.values())
-            except _ETCD_ERRORS as error:
+            except ETCD_ERRORS as error:
                 log.debug("watch of %s interrupted: %r", service, error)
             await asyncio.sleep(next(waits))
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for node_id in list(self._keepers):
             await self._stop_keeper(node_id)
-        with contextlib.suppress(*_ETCD_ERRORS):
+        with contextlib.suppress(*ETCD_ERRORS):
             await self._client.close()
 
     async def _stop_keeper(self, node_id: str) -> int | None:
@@ -146,7 +148,7 @@ class EtcdRegistry:
                 waits = _waits()
                 await self._keep_alive(lease.id)
                 log.warning("lease of %s lost; registering again", node.id)
-            except _ETCD_ERRORS as error:
+            except ETCD_ERRORS as error:
                 log.warning("registry unreachable for %s: %r", node.id, error)
             await asyncio.sleep(next(waits))
 
@@ -185,5 +187,4 @@ def _decode(raw: bytes) -> ServiceNode | None:
 
 
 # For shared/registry/overview.py, which reads the same entries.
-ETCD_ERRORS = _ETCD_ERRORS
 decode_node = _decode

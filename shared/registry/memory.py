@@ -41,5 +41,5 @@ class MemoryRegistry:
             last = current
             yield current
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         self._nodes.clear()

@@ -1,7 +1,8 @@
-"""The kit's grpc.aio server: health, reflection, guarded handlers, and the registry.
+"""The kit's grpc.aio server: health, reflection, guarded handlers.
 
-Start, then register; on stop, say NOT_SERVING, deregister, then drain (kratos' order):
-callers stop picking the node before it stops answering.
+It starts NOT_SERVING and reports its node (bound address, services); the application
+(`shared.app.App`) registers the node once every part serves and turns it SERVING, then
+on stop says NOT_SERVING and deregisters before this server drains.
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.registry import Registry, ServiceNode
+from shared.registry import ServiceNode
 from shared.server.handlers import GuardInterceptor
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,6 @@ class GrpcServer:
         *,
         name: str,
         version: str,
-        registry: Registry,
         host: str = "127.0.0.1",
         port: int = 0,
         advertise_host: str | None = None,
@@ -58,7 +58,6 @@ class GrpcServer:
     ) -> None:
         self.name = name
         self._version = version
-        self._registry = registry
         self._host = host
         self._port = port
         self._advertise_host = advertise_host
@@ -87,7 +86,15 @@ class GrpcServer:
     def grpc_server(self) -> grpc.aio.Server:
         return self._server
 
+    @property
+    def address(self) -> str:
+        """The address callers dial (host:port), once started."""
+        if self.node is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.node.address
+
     async def start(self) -> ServiceNode:
+        """Bind and serve, NOT_SERVING to health checks until `set_serving(True)`."""
         bind = f"{self._host}:{self._port}"
         if self._credentials is not None:
             port = self._server.add_secure_port(bind, self._credentials)
@@ -107,19 +114,18 @@ class GrpcServer:
             # When it started serving, for views of the system; wall clock, unix seconds.
             metadata={**self._metadata, "registered_at": f"{time.time():.3f}"},
         )
-        await self._registry.register(self.node)
-        # Healthy once callers can find it: a node still waiting for etcd is not.
-        for service in ("", *self._services):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("%s serving on %s as %s", self.name, self.node.address, self.node.id)
+        log.info("%s listening on %s", self.name, self.node.address)
         return self.node
 
-    async def stop(self) -> None:
-        await self._health.enter_graceful_shutdown()
-        if self.node is not None:
-            await self._registry.deregister(self.node)
-            log.info("%s deregistered %s", self.name, self.node.id)
-        await self._server.stop(self._drain_s)
+    async def set_serving(self, serving: bool) -> None:
+        """SERVING once callers can find the node; NOT_SERVING for good once stopping."""
+        if not serving:
+            await self._health.enter_graceful_shutdown()
+            return
+        for service in ("", *self._services):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    async def wait_for_termination(self) -> Any:
-        return await self._server.wait_for_termination()
+    async def stop(self) -> None:
+        """NOT_SERVING, then finish the calls in flight for up to `drain_s`."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self._drain_s)

@@ -57,7 +57,7 @@ class Tracing:
         return self.provider.force_flush(int(timeout_s * 1000))
 
     def shutdown(self) -> None:
-        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `ashutdown`."""
+        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `stop`."""
         if self.provider is None or self._closed:
             return
         self._closed = True
@@ -68,7 +68,7 @@ class Tracing:
     async def aflush(self, timeout_s: float = 30.0) -> bool:
         return await asyncio.to_thread(self.force_flush, timeout_s)
 
-    async def ashutdown(self) -> None:
+    async def stop(self) -> None:
         await asyncio.to_thread(self.shutdown)
 
 

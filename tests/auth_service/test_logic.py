@@ -43,6 +43,21 @@ async def test_an_expired_token_is_refused_as_expired() -> None:
     assert caught.value.reason is Reason.TOKEN_EXPIRED
 
 
+async def test_a_token_expires_when_its_ttl_has_passed_on_the_clock() -> None:
+    now = [1_900_000_000.0]
+    logic = TokenLogic(SECRET, "test-issuer", 60, MemoryRevocationStore(), clock=lambda: now[0])
+    issued = logic.make_token(10001, "micro")
+
+    now[0] += 59
+    still_valid = await logic.validate(issued.token)
+    now[0] += 1
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
+    assert still_valid.issued_at == 1_900_000_000
+    assert caught.value.reason is Reason.TOKEN_EXPIRED
+
+
 @pytest.mark.parametrize(
     "token",
     [

@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from shared.errors import Reason, ServiceError
+from shared.http_errors import error_response
 from tests.support.http import login
 from tests.support.inprocess import InProcessSystem, in_process_system
 from user_api.app import create_app
-from user_api.errors import error_response
 
 VERIFY = "user_service.VerifyCredentials"
 

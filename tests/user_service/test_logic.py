@@ -12,7 +12,7 @@ from argon2 import PasswordHasher
 from shared import db
 from shared.errors import Reason, ServiceError
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -21,7 +21,7 @@ FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 async def logic(tmp_path: Path) -> AsyncIterator[UserLogic]:
     engine = db.create_engine(f"sqlite:///{tmp_path}/users.db")
     await ensure_schema(engine)
-    yield UserLogic(UserRepository(db.session_factory(engine)), FAST_HASHER)
+    yield UserLogic(SqlUserRepository(db.session_factory(engine)), FAST_HASHER)
     await engine.dispose()
 
 

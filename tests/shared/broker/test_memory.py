@@ -32,7 +32,7 @@ async def make_broker(metrics_registry: CollectorRegistry) -> AsyncIterator[Make
 
     yield make
     for broker in made:
-        await broker.close()
+        await broker.stop()
 
 
 async def test_a_queue_group_handles_each_event_once(make_broker: MakeBroker) -> None:
@@ -164,7 +164,7 @@ async def test_headers_and_the_publish_hook_reach_the_handler(
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")
     await broker.publish("user.logged_in", b"", headers={"x-a": "1"}, event_id="e-1")
-    await broker.close()
+    await broker.stop()
 
     [event] = seen.events
     assert event.event_id == "e-1"
@@ -184,7 +184,7 @@ async def test_a_broken_hook_costs_neither_the_event_nor_the_request(
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")
     await broker.publish("user.logged_in", b"still sent")
-    await broker.close()
+    await broker.stop()
     assert [e.data for e in seen.events] == [b"still sent"]
 
 
@@ -204,6 +204,6 @@ async def test_closing_sends_what_is_queued_and_drops_and_counts_the_rest(
     broker = await make_broker(close_timeout_s=0.05)
     broker.set_online(False)
     await broker.publish("user.logged_in", b"")
-    await broker.close()
+    await broker.stop()
     assert total(metrics_registry, "broker_events_dropped_total") == 1
     assert sample(metrics_registry, "broker_outbox_size") == 0

@@ -109,7 +109,7 @@ async def test_publish_event_sets_the_id_and_the_subject() -> None:
     login = UserLoggedIn(user_id=7, user_name="ann", occurred_at_ms=1)
     event_id = await publish_event(broker, login)
     await publish_event(broker, TokenRevoked(event_id="t-1", token_id="tok"))
-    await broker.close()
+    await broker.stop()
 
     assert login.event_id == event_id
     [event] = logins.events
@@ -133,7 +133,7 @@ async def test_the_factory_picks_the_implementation() -> None:
     metrics = BrokerMetrics(CollectorRegistry())
     memory = await connect_broker(BrokerSettings(url="memory://"), "svc", metrics=metrics)
     assert isinstance(memory, MemoryBroker)
-    await memory.close()
+    await memory.stop()
     assert isinstance(build_broker(BrokerSettings(), "svc", metrics=metrics), NatsBroker)
 
 
