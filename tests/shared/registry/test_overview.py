@@ -30,8 +30,8 @@ async def test_every_node_of_every_service_with_a_recent_heartbeat(etcd: EtcdSer
 
         statuses = await node_statuses(observer)
     finally:
-        await owner.close()
-        await observer.close()
+        await owner.stop()
+        await observer.stop()
 
     assert [s.node.id for s in statuses] == ["a-1", "b-2", "b-3"]
     for status in statuses:
