@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from auth_service.repository import RevocationStore
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
@@ -66,7 +67,7 @@ class TokenLogic:
     async def validate(self, token: str) -> Claims:
         claims = self._decode(token)
         if await self._revoked.is_revoked(claims.token_id):
-            raise ServiceError(Reason.TOKEN_REVOKED, "token revoked")
+            raise ServiceError(TOKEN_REVOKED, "token revoked")
         return claims
 
     async def revoke(self, token: str) -> Claims:
@@ -96,6 +97,6 @@ class TokenLogic:
                 expires_at=int(payload["exp"]),
             )
         except jwt.ExpiredSignatureError:
-            raise ServiceError(Reason.TOKEN_EXPIRED, "token expired") from None
+            raise ServiceError(TOKEN_EXPIRED, "token expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+            raise ServiceError(TOKEN_INVALID, "invalid token") from None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import grpc
+
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
@@ -48,10 +50,10 @@ class AccountLogic:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
-                log.info("login failed (%s) from %s", error.reason.value, caller.address)
+                log.info("login failed (%s) from %s", error.reason, caller.address)
                 failed = UserLoginFailed(
                     user_name=user_name,
-                    reason=error.reason.value,
+                    reason=str(error.reason),
                     occurred_at_ms=now_ms(),
                     client_address=caller.address,
                 )
@@ -78,7 +80,10 @@ class AccountLogic:
         except ServiceError as error:
             if error.reason is Reason.NOT_FOUND:
                 # The token outlived its user: it grants nothing any more.
-                raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+                # auth_service's reason, by its name: what a client of the API already knows.
+                raise ServiceError(
+                    "TOKEN_INVALID", "invalid token", grpc_code=grpc.StatusCode.UNAUTHENTICATED
+                ) from None
             raise
         return UserView(user.id, user.name)
 
