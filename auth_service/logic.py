@@ -13,7 +13,7 @@ from auth_service.repository import RevocationStore
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import TokenRevoked
+from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]

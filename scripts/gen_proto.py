@@ -8,6 +8,7 @@ as `shared.proto.<service>.v1.<name>_pb2`. Pass an output folder to generate els
 from __future__ import annotations
 
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 from grpc_tools import protoc
@@ -22,6 +23,8 @@ def generate(root: Path, out: Path) -> None:
         f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"-I{root}",
+        # google/protobuf/descriptor.proto, which the kit's options (micro.v1) extend.
+        f"-I{files('grpc_tools') / '_proto'}",
         f"--python_out={out}",
         f"--mypy_out={out}",
         f"--grpc_python_out={out}",

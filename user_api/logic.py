@@ -14,7 +14,7 @@ import grpc
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
 from user_api.repository import Accounts
 
 log = logging.getLogger(__name__)

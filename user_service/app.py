@@ -5,8 +5,9 @@ from __future__ import annotations
 from argon2 import PasswordHasher
 
 from shared import db
-from shared.broker.events import USER_LOGGED_IN
+from shared.broker.events import subject_of
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.retry import until_done
 from shared.runtime import Runtime, serve
 from shared.tracing import instrument_sqlalchemy
@@ -29,7 +30,7 @@ async def run(settings: UserServiceSettings) -> None:
                 parallelism=settings.argon2_parallelism,
             )
             logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
-            await runtime.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
+            await runtime.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
             server = runtime.grpc_server()
             server.add_service(
                 user_pb2_grpc.add_UserServiceServicer_to_server,

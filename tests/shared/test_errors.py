@@ -52,7 +52,6 @@ def test_every_reason_maps_to_a_json_error_that_is_never_a_500(reason: Reason) -
         (Reason.TIMEOUT, 504, None),
         (Reason.UNAUTHENTICATED, 401, None),
         (TEAPOT_EMPTY, 409, None),
-        (Reason.REJECTED, 503, "1"),
         (Reason.NOT_FOUND, 404, None),
     ],
 )
