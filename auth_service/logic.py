@@ -10,10 +10,11 @@ from typing import Protocol
 
 import jwt
 
+from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import TokenRevoked
+from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
@@ -77,7 +78,7 @@ class TokenLogic:
     async def validate(self, token: str) -> Claims:
         claims = self._decode(token)
         if await self._revoked.is_revoked(claims.token_id):
-            raise ServiceError(Reason.TOKEN_REVOKED, "token revoked")
+            raise ServiceError(TOKEN_REVOKED, "token revoked")
         return claims
 
     async def revoke(self, token: str) -> Claims:
@@ -108,7 +109,7 @@ class TokenLogic:
                 expires_at=int(payload["exp"]),
             )
         except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+            raise ServiceError(TOKEN_INVALID, "invalid token") from None
         if claims.expires_at <= self._clock():
-            raise ServiceError(Reason.TOKEN_EXPIRED, "token expired")
+            raise ServiceError(TOKEN_EXPIRED, "token expired")
         return claims

@@ -10,10 +10,12 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+import grpc
+
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +81,10 @@ class AccountLogic:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
-                log.info("login failed (%s) from %s", error.reason.value, caller.address)
+                log.info("login failed (%s) from %s", error.reason, caller.address)
                 failed = UserLoginFailed(
                     user_name=user_name,
-                    reason=error.reason.value,
+                    reason=str(error.reason),
                     occurred_at_ms=now_ms(),
                     client_address=caller.address,
                 )
@@ -107,7 +109,10 @@ class AccountLogic:
         except ServiceError as error:
             if error.reason is Reason.NOT_FOUND:
                 # The token outlived its user: it grants nothing any more.
-                raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+                # auth_service's reason, by its name: what a client of the API already knows.
+                raise ServiceError(
+                    "TOKEN_INVALID", "invalid token", grpc_code=grpc.StatusCode.UNAUTHENTICATED
+                ) from None
             raise
         return user
 

@@ -6,8 +6,9 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.app import App
-from shared.broker.events import USER_LOGGED_IN
+from shared.broker.events import subject_of
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.retry import until_done
 from shared.server import GrpcServer
 from shared.tracing import instrument_sqlalchemy
@@ -39,6 +40,6 @@ async def run(settings: UserServiceSettings) -> None:
             parallelism=settings.argon2_parallelism,
         )
         logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
-        app.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
+        app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         add_to(app.grpc_server(), logic)
         await app.run()

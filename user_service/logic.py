@@ -17,6 +17,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.errors import Reason, ServiceError
+from user_service.errors import INVALID_CREDENTIALS
 
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _MAX_PASSWORD = 1024
@@ -71,13 +72,13 @@ class UserLogic:
 
     async def verify_credentials(self, name: str, password: str) -> User:
         if not name or not password or len(password) > _MAX_PASSWORD:
-            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+            raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         stored = await self._users.by_name(name)
         matches = await asyncio.to_thread(
             self._verify, stored.password_hash if stored else self._dummy_hash, password
         )
         if stored is None or not matches:
-            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+            raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         return _public(stored)
 
     async def get_user(self, user_id: int) -> User:

@@ -6,7 +6,19 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,15 +31,20 @@ _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
 
 
 class Base(DeclarativeBase):
-    pass
+    """The tables of sql/, which is the schema's source: tests/user_service/test_schema.py
+    proves these classes equal what MariaDB holds after loading it (names of keys too)."""
 
 
 class UserRow(Base):
     __tablename__ = "user"
+    __table_args__ = (
+        UniqueConstraint("user_name", name="user_user_name_uindex"),
+        UniqueConstraint("user_id", name="user_user_id_uindex"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(Integer, unique=True)
-    user_name: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    user_name: Mapped[str] = mapped_column(String(64))
     pwd: Mapped[str] = mapped_column(String(128))
     created_time: Mapped[datetime] = mapped_column(_Timestamp, server_default=func.now())
     updated_time: Mapped[datetime] = mapped_column(
@@ -38,12 +55,17 @@ class UserRow(Base):
 
 class LoginRow(Base):
     __tablename__ = "login_history"
+    __table_args__ = (
+        UniqueConstraint("event_id", name="login_history_event_id_uindex"),
+        # A user's history, newest first, without a sort.
+        Index("login_history_user_id_index", "user_id", "logged_in_at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(Integer)
     logged_in_at: Mapped[datetime] = mapped_column(_Timestamp)
     client_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")

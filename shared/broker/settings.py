@@ -7,11 +7,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DAY_S = 24 * 3600.0
 
 
-def _default_streams() -> dict[str, tuple[str, ...]]:
-    # One stream per domain; a subject outside every stream is sent on core NATS only.
-    return {"USER": ("user.>",), "AUTH": ("auth.>",)}
-
-
 class BrokerSettings(BaseModel):
     """Where NATS is, and how hard to try to deliver.
 
@@ -39,7 +34,9 @@ class BrokerSettings(BaseModel):
     close_timeout_s: float = Field(default=10.0, gt=0)
     # Handlers running at once per durable subscription in one process.
     max_in_flight: int = Field(default=32, ge=1)
-    streams: dict[str, tuple[str, ...]] = Field(default_factory=_default_streams)
+    # Streams beyond those the events declare (shared.broker.streams), for raw subjects:
+    # name -> subject patterns. A subject outside every stream is sent on core NATS only.
+    streams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
     dlq_stream: str = "DLQ"
     dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)

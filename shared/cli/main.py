@@ -137,7 +137,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except ServiceError as error:
-        _fail(f"{error.reason.value}: {error.message}")
+        _fail(f"{error.reason}: {error.message}")
 
 
 def _node(node: ServiceNode) -> Any:

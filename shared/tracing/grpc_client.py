@@ -124,7 +124,7 @@ def _record_rpc_error(span: Span, error: grpc.aio.AioRpcError) -> None:
             reason = value
     if reason is not None:
         span.set_attribute(ERROR_REASON, reason)
-    if not is_business_reason(reason):
+    if not is_business_reason(reason, error.code()):
         # The callee's traceback is in its own span; here the status line is enough.
         span.set_status(Status(StatusCode.ERROR, f"{error.code().name}: {error.details()}"))
 

@@ -173,7 +173,7 @@ def _mark_status(span: Span, code: grpc.StatusCode, context: _Context) -> None:
             reason = value
     if reason is not None:
         span.set_attribute(ERROR_REASON, reason)
-    if code in _SERVER_ERROR_CODES and not is_business_reason(reason):
+    if code in _SERVER_ERROR_CODES and not is_business_reason(reason, code):
         span.set_status(Status(StatusCode.ERROR, f"{code.name}: {context.details() or ''}"))
 
 

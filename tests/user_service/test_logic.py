@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.errors import Reason, ServiceError
+from user_service.errors import INVALID_CREDENTIALS
 from user_service.logic import UserLogic
 from user_service.repository import SqlUserRepository, ensure_schema
 
@@ -38,7 +39,7 @@ async def test_bad_credentials_all_fail_the_same_way(
     with pytest.raises(ServiceError) as caught:
         await logic.verify_credentials(name, password)
 
-    assert caught.value.reason is Reason.INVALID_CREDENTIALS
+    assert caught.value.reason is INVALID_CREDENTIALS
     assert str(caught.value) == "invalid user name or password"
 
 

@@ -19,7 +19,7 @@ from google.protobuf.message import DecodeError, Message
 
 from shared.broker import Broker, Event
 from shared.broker.events import decode
-from shared.proto.events.v1.events_pb2 import UserLoggedIn
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 
 log = logging.getLogger(__name__)
 

@@ -10,6 +10,8 @@ from shared.broker import BrokerMetrics, BrokerSettings, Event, MemoryBroker
 from tests.shared.broker.helpers import Collector, sample, total
 
 MakeBroker = Callable[..., Awaitable[MemoryBroker]]
+# These tests use raw subjects, which no event declares: their stream is configured.
+RAW_SUBJECTS = BrokerSettings(url="memory://", streams={"USER": ("user.>",)})
 
 
 @pytest.fixture
@@ -23,7 +25,13 @@ async def make_broker(metrics_registry: CollectorRegistry) -> AsyncIterator[Make
 
     async def make(**overrides: object) -> MemoryBroker:
         settings = BrokerSettings.model_validate(
-            {"url": "memory://", "nak_delay_s": 0.0, "max_deliver": 3, **overrides}
+            {
+                "url": "memory://",
+                "nak_delay_s": 0.0,
+                "max_deliver": 3,
+                "streams": {"USER": ("user.>",)},  # raw subjects: no event declares it
+                **overrides,
+            }
         )
         broker = MemoryBroker(settings, metrics=BrokerMetrics(metrics_registry))
         await broker.start()
@@ -159,7 +167,7 @@ async def test_headers_and_the_publish_hook_reach_the_handler(
     def hook(subject: str, headers: dict[str, str]) -> None:
         headers["traceparent"] = f"00-{subject}"
 
-    broker = MemoryBroker(metrics=BrokerMetrics(metrics_registry), on_publish=hook)
+    broker = MemoryBroker(RAW_SUBJECTS, metrics=BrokerMetrics(metrics_registry), on_publish=hook)
     await broker.start()
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")
@@ -179,7 +187,7 @@ async def test_a_broken_hook_costs_neither_the_event_nor_the_request(
     def hook(subject: str, headers: dict[str, str]) -> None:
         raise RuntimeError("tracing bug")
 
-    broker = MemoryBroker(metrics=BrokerMetrics(metrics_registry), on_publish=hook)
+    broker = MemoryBroker(RAW_SUBJECTS, metrics=BrokerMetrics(metrics_registry), on_publish=hook)
     await broker.start()
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")

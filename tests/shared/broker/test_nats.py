@@ -48,6 +48,8 @@ async def make_broker(
                 "reconnect_max_wait_s": 0.2,
                 "publish_timeout_s": 1.0,
                 "close_timeout_s": 3.0,
+                # Raw subjects: no event declares these tests' stream.
+                "streams": {"USER": ("user.>",)},
                 **overrides,
             }
         )
@@ -340,7 +342,11 @@ async def test_close_flushes_and_headers_travel(make_broker: MakeBroker) -> None
 async def test_with_nats_down_start_and_close_return_and_count_the_loss(
     metrics_registry: CollectorRegistry,
 ) -> None:
-    settings = BrokerSettings(url=f"nats://127.0.0.1:{free_port()}", close_timeout_s=0.2)
+    settings = BrokerSettings(
+        url=f"nats://127.0.0.1:{free_port()}",
+        close_timeout_s=0.2,
+        streams={"USER": ("user.>",)},
+    )
     broker = NatsBroker(settings, "svc", metrics=BrokerMetrics(metrics_registry))
     async with asyncio.timeout(2):
         await broker.start()
