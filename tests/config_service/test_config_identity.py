@@ -11,7 +11,7 @@ import pytest
 
 from config_service.handlers import ConfigHandlers
 from config_service.logic import ConfigLogic
-from config_service.repository import ConfigRepository
+from config_service.repository import EtcdConfigRepository
 from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 from shared.security.credentials import secure_channel, server_credentials
 from shared.security.identity import Identity, operator_identity, service_identity
@@ -37,7 +37,7 @@ async def config_service(etcd: EtcdServer, tmp_path: Path) -> AsyncIterator[str]
         policy = Policy.from_services([descriptor], trust_domain=DOMAIN)
         server = grpc.aio.server(interceptors=[PolicyInterceptor(policy), GuardInterceptor()])
         config_pb2_grpc.add_ConfigServiceServicer_to_server(
-            ConfigHandlers(ConfigLogic(ConfigRepository(client, PREFIX))), server
+            ConfigHandlers(ConfigLogic(EtcdConfigRepository(client, PREFIX))), server
         )
         me = ensure_identity(tmp_path, service_identity(DOMAIN, "config_service"))
         bound = server.add_secure_port("127.0.0.1:0", server_credentials(ReloadingCertificate(me)))
