@@ -3,7 +3,7 @@
 The hot path does one dictionary look-up, one selector pick and one breaker run per
 attempt; it never talks to the registry (the selector serves its cache) and reuses one
 channel per node. What a (service, method) needs is resolved once into a `Route`.
-Safe methods (see `Endpoint.safe`) are retried on another node when a node could not be
+Retryable methods (see `Endpoint.retryable`) are retried on another node when a node could not be
 reached or answered UNAVAILABLE, at most `max_retries` times and while the caller's
 deadline allows; never after a timeout (the node may still be working on it) or a
 business error.
@@ -128,7 +128,7 @@ class Client:
         try:
             return await self._attempt(node, route, request, metadata, budget)
         except ServiceError as error:
-            if error.reason is not Reason.UNAVAILABLE or not route.endpoint.safe:
+            if error.reason is not Reason.UNAVAILABLE or not route.endpoint.retryable:
                 raise
             return await self._retry(route, request, metadata, error, node, give_up)
 
