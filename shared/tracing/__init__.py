@@ -13,7 +13,7 @@ from shared.tracing.grpc_client import (
     mark_short_circuited,
     mark_timeout,
 )
-from shared.tracing.grpc_server import TracingServerInterceptor
+from shared.tracing.grpc_server import TracingServerInterceptor, server_tracing
 from shared.tracing.http import TracingMiddleware
 from shared.tracing.messaging import consumer_span, producer_span
 from shared.tracing.propagation import inject_headers, outgoing_metadata
@@ -36,5 +36,6 @@ __all__ = [
     "mark_timeout",
     "outgoing_metadata",
     "producer_span",
+    "server_tracing",
     "setup_tracing",
 ]
