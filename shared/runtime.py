@@ -28,7 +28,6 @@ from shared.selector import Selector
 from shared.server import GrpcServer
 from shared.tracing import (
     Tracing,
-    TracingServerInterceptor,
     consumer_span,
     producer_span,
     setup_tracing,
@@ -106,7 +105,7 @@ class Runtime(Generic[S]):
 
     def grpc_server(self, **options: Any) -> GrpcServer:
         """A server for this service, bound and advertised as the settings say, traced."""
-        options.setdefault("interceptors", [TracingServerInterceptor(self.tracing)])
+        options.setdefault("tracing", self.tracing)
         if self.settings.dependencies:
             options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(

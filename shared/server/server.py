@@ -1,4 +1,4 @@
-"""The kit's grpc.aio server: health, reflection, guarded handlers.
+"""The kit's grpc.aio server: health, reflection, the chain of middleware.
 
 It starts NOT_SERVING and reports its node (bound address, services); the application
 (`shared.app.App`) registers the node once every part serves and turns it SERVING, then
@@ -20,7 +20,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.registry import ServiceNode
-from shared.server.handlers import GuardInterceptor
+from shared.server.chain import ChainInterceptor
+from shared.server.links import ServerMiddleware
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,8 @@ class GrpcServer:
         port: int = 0,
         advertise_host: str | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        tracing: Tracing | None = None,
+        middleware: Sequence[ServerMiddleware] = (),
         metadata: Mapping[str, str] | None = None,
         drain_s: float = 5.0,
         credentials: grpc.ServerCredentials | None = None,
@@ -65,9 +69,9 @@ class GrpcServer:
         self._drain_s = drain_s
         # mTLS (shared.security.credentials.server_credentials); None serves plain gRPC.
         self._credentials = credentials
-        self._server = grpc.aio.server(
-            interceptors=[*interceptors, GuardInterceptor()], options=_OPTIONS
-        )
+        # The kit's chain (see shared/server/chain.py) with `middleware` of your own in it.
+        chain = ChainInterceptor(tracing or Tracing.disabled(), middleware)
+        self._server = grpc.aio.server(interceptors=[*interceptors, chain], options=_OPTIONS)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._services: list[str] = []

@@ -18,7 +18,8 @@ from shared.security.identity import Identity, operator_identity, service_identi
 from shared.security.pki import ensure_identity
 from shared.security.policy import Policy, PolicyInterceptor
 from shared.security.reload import ReloadingCertificate
-from shared.server import GuardInterceptor
+from shared.server import ChainInterceptor
+from shared.tracing import Tracing
 from tests.support.etcd import EtcdServer
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,9 @@ async def config_service(etcd: EtcdServer, tmp_path: Path) -> AsyncIterator[str]
             await client.put(f"{PREFIX}{app}".encode(), f'{{"app": "{app}"}}'.encode())
         descriptor = config_pb2.DESCRIPTOR.services_by_name["ConfigService"]
         policy = Policy.from_services([descriptor], trust_domain=DOMAIN)
-        server = grpc.aio.server(interceptors=[PolicyInterceptor(policy), GuardInterceptor()])
+        server = grpc.aio.server(
+            interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())]
+        )
         config_pb2_grpc.add_ConfigServiceServicer_to_server(
             ConfigHandlers(ConfigLogic(EtcdConfigRepository(client, PREFIX))), server
         )

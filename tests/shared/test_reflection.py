@@ -119,7 +119,7 @@ async def test_safety_to_retry_comes_from_the_services_descriptors(client: Clien
     create = await catalog.method(SERVICE, "CreateUser")
 
     assert (get.endpoint.path, get.endpoint.method) == ("/user.v1.UserService/GetUser", "GetUser")
-    assert (get.endpoint.safe, create.endpoint.safe) == (True, False)
+    assert (get.endpoint.retryable, create.endpoint.retryable) == (True, False)
 
 
 async def test_descriptors_are_fetched_once_per_service_even_by_concurrent_first_calls(

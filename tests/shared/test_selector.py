@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import Reason, ServiceError
 from shared.registry import MemoryRegistry, ServiceNode
-from shared.selector import NodeState, Selector, Strategy
+from shared.selector import NodeState, Picker, PickerFactory, Selector, Strategy
 from tests.support.grpc_nodes import SERVICE, FakeNode, Nodes, get_user, running_nodes
 
 
@@ -30,7 +30,7 @@ async def nodes() -> AsyncIterator[Nodes]:
 
 
 async def selector_over(
-    names: str, strategy: Strategy = Strategy.ROUND_ROBIN, clock: FakeClock | None = None
+    names: str, strategy: str | PickerFactory = Strategy.ROUND_ROBIN, clock: FakeClock | None = None
 ) -> Selector:
     registry = MemoryRegistry()
     for i, name in enumerate(names):
@@ -59,6 +59,21 @@ async def test_round_robin_takes_each_node_in_turn() -> None:
 
     assert picks(selector, 6) == ["a", "b", "c", "a", "b", "c"]
     await selector.stop()
+
+
+async def test_a_strategy_is_chosen_by_name_or_is_your_own() -> None:
+    by_name = await selector_over("abc", "round_robin")
+
+    def last() -> Picker:
+        return lambda nodes: nodes[-1]
+
+    own = await selector_over("abc", last)
+
+    assert picks(by_name, 2) == ["a", "b"]
+    assert picks(own, 3) == ["c", "c", "c"]
+    assert picks(own, 1, exclude=("c",)) == ["b"]
+    await by_name.close()
+    await own.close()
 
 
 async def test_excluded_nodes_are_not_picked_and_none_left_is_unavailable() -> None:

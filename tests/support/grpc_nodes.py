@@ -72,6 +72,7 @@ class FakeNode(user_pb2_grpc.UserServiceServicer):
     time_remaining: list[float | None] = field(default_factory=list)
     budget: list[float | None] = field(default_factory=list)
     cancelled_after: list[float] = field(default_factory=list)
+    metadata: list[dict[str, str | bytes]] = field(default_factory=list)
     called: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     server: GrpcServer | None = None
@@ -81,6 +82,7 @@ class FakeNode(user_pb2_grpc.UserServiceServicer):
         self.calls.append(method)
         self.time_remaining.append(context.time_remaining())
         self.budget.append(deadline.remaining())
+        self.metadata.append(dict(context.invocation_metadata() or ()))
         self.called.set()
         try:
             await self.answer(self, request)

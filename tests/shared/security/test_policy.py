@@ -20,7 +20,8 @@ from shared.security.identity import operator_identity, service_identity
 from shared.security.pki import ensure_identity
 from shared.security.policy import Policy, PolicyInterceptor, declared_callers
 from shared.security.reload import ReloadingCertificate
-from shared.server import GuardInterceptor
+from shared.server import ChainInterceptor
+from shared.tracing import Tracing
 from tests.shared.security.support import WHO_AM, ask, who_handler
 
 pytestmark = pytest.mark.integration
@@ -44,7 +45,9 @@ def certificate(root: Path, name: str, *, operator: bool = False) -> ReloadingCe
 @pytest.fixture
 async def user_service(tmp_path: Path) -> AsyncIterator[str]:
     policy = Policy.from_services([USER_SERVICE], trust_domain=DOMAIN)
-    server = grpc.aio.server(interceptors=[PolicyInterceptor(policy), GuardInterceptor()])
+    server = grpc.aio.server(
+        interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())]
+    )
     user_pb2_grpc.add_UserServiceServicer_to_server(Users(), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
     server.add_generic_rpc_handlers((who_handler(),))  # declares nobody
