@@ -37,7 +37,7 @@ async def config_service(etcd: EtcdServer, tmp_path: Path) -> AsyncIterator[str]
         descriptor = config_pb2.DESCRIPTOR.services_by_name["ConfigService"]
         policy = Policy.from_services([descriptor], trust_domain=DOMAIN)
         server = grpc.aio.server(
-            interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())]
+            interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())],
         )
         config_pb2_grpc.add_ConfigServiceServicer_to_server(
             ConfigHandlers(ConfigLogic(EtcdConfigRepository(client, PREFIX))), server

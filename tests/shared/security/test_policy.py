@@ -46,7 +46,7 @@ def certificate(root: Path, name: str, *, operator: bool = False) -> ReloadingCe
 async def user_service(tmp_path: Path) -> AsyncIterator[str]:
     policy = Policy.from_services([USER_SERVICE], trust_domain=DOMAIN)
     server = grpc.aio.server(
-        interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())]
+        interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())],
     )
     user_pb2_grpc.add_UserServiceServicer_to_server(Users(), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
