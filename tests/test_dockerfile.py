@@ -39,7 +39,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 RUNTIME = PYPROJECT["project"]["dependencies"]
 EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]
 # The `micro` command line: it may import the cli extra (its entry point checks for it).
-CLI_PACKAGE = ("shared", "cli")
+# Tooling the image never runs: the `micro` CLI (cli extra) and the pytest plugin (dev extra).
+TOOLING_PACKAGES = {("shared", "cli"), ("shared", "testing")}
 
 
 def instructions(keyword: str) -> list[Instruction]:
@@ -92,11 +93,12 @@ def runtime_closure() -> set[str]:
 
 
 def service_imports() -> set[str]:
-    """Top-level modules the project's packages import, the `micro` CLI left out."""
+    """Top-level modules the project's packages import, the `micro` CLI and the test plugin
+    (shared/testing, loaded by pytest only) left out."""
     imported: set[str] = set()
     for package in project_packages():
         for source in (ROOT / package).rglob("*.py"):
-            if source.relative_to(ROOT).parts[:2] == CLI_PACKAGE:
+            if source.relative_to(ROOT).parts[:2] in TOOLING_PACKAGES:
                 continue
             for node in ast.walk(ast.parse(source.read_text())):
                 if isinstance(node, ast.Import):
