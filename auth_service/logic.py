@@ -16,6 +16,7 @@ from shared.proto.events.v1.events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
+_MAX_INT64 = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,9 @@ class TokenLogic:
 
     async def revoke(self, token: str) -> Claims:
         claims = self._decode(token)
-        await self._revoked.revoke(claims.token_id, claims.expires_at)
-        if self._events is not None:
+        # Logging out twice is a success both times, but only the first is an event.
+        newly = await self._revoked.revoke(claims.token_id, claims.expires_at)
+        if newly and self._events is not None:
             revoked = TokenRevoked(
                 token_id=claims.token_id, user_id=claims.user_id, occurred_at_ms=now_ms()
             )
@@ -88,7 +90,7 @@ class TokenLogic:
                 issuer=self._issuer,
                 options={"require": _REQUIRED},
             )
-            return Claims(
+            claims = Claims(
                 user_id=int(payload["sub"]),
                 user_name=str(payload.get("name", "")),
                 token_id=str(payload["jti"]),
@@ -99,3 +101,8 @@ class TokenLogic:
             raise ServiceError(Reason.TOKEN_EXPIRED, "token expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+        # A signed token can still carry any number; ids and times are int64 everywhere else.
+        numbers = (claims.user_id, claims.issued_at, claims.expires_at)
+        if claims.user_id <= 0 or not all(0 <= n <= _MAX_INT64 for n in numbers):
+            raise ServiceError(Reason.TOKEN_INVALID, "invalid token")
+        return claims
