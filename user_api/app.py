@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from shared import deadline
 from shared.http import serve_http
 from shared.runtime import Runtime
+from shared.throttle import Throttle
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway
+from user_api import errors, gateway, throttling
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
@@ -46,7 +47,12 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
     app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
-    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
+    throttle = throttling.LoginThrottle(
+        Throttle(settings.rate_limit_redis_url, namespace=f"micro:{settings.service_name}"),
+        settings.login_limit_per_address,
+        settings.login_limit_per_account,
+    )
+    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker, throttle)
     app.state.budget_s = settings.request_budget_s
 
     async def readiness() -> dict[str, bool]:
@@ -59,6 +65,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
 
     runtime.on_config_change(follow_budget)
     errors.install(app)
+    throttling.install(app)
     app.include_router(router)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)

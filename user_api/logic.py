@@ -14,6 +14,7 @@ from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
 from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
 from user_api.repository import Accounts
+from user_api.throttling import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,16 @@ class Session:
 
 
 class AccountLogic:
-    def __init__(self, accounts: Accounts, events: Broker) -> None:
+    def __init__(
+        self, accounts: Accounts, events: Broker, throttle: LoginThrottle | None = None
+    ) -> None:
         self._accounts = accounts
         self._events = events
+        self._throttle = throttle
 
     async def login(self, user_name: str, password: str, caller: Caller) -> Session:
+        if self._throttle is not None:  # before any work: a throttled attempt costs nothing
+            await self._throttle.admit(user_name, caller.address)
         try:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
@@ -57,6 +63,8 @@ class AccountLogic:
                 )
                 await publish_event(self._events, failed)
             raise
+        if self._throttle is not None:
+            await self._throttle.succeeded(user_name, caller.address)
         issued = await self._accounts.make_token(user)
         logged_in = UserLoggedIn(
             user_id=user.id,
