@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import deadline
+from shared.bodylimit import KIB, MIB, BodyLimit
 from shared.http import serve_http
 from shared.runtime import Runtime
 from shared.throttle import Throttle
@@ -81,6 +82,8 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         async def breakers() -> dict[str, Any]:
             return {"breakers": runtime.breakers.snapshot()}
 
+    # Innermost, so that a 413 is traced; the gateway's calls may carry up to 1 MiB.
+    app.add_middleware(BodyLimit, default=MIB, limits={"/user/": 64 * KIB})
     app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
     app.add_middleware(
         TracingMiddleware,

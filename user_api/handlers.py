@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
+from shared import jsonbody
 from shared.errors import Reason, ServiceError
 from user_api.errors import validation_error
 from user_api.logic import AccountLogic, Caller, Session, UserView
@@ -44,9 +44,9 @@ async def _login_fields(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            data = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise ServiceError(Reason.INVALID_ARGUMENT, "body is not valid JSON") from None
+            data = jsonbody.loads(await request.body() or b"null")
+        except jsonbody.JsonBodyError as error:
+            raise ServiceError(Reason.INVALID_ARGUMENT, str(error)) from None
         if not isinstance(data, dict):
             raise ServiceError(Reason.INVALID_ARGUMENT, "body must be a JSON object")
         return data
