@@ -13,7 +13,7 @@ export ETCD_PORT ETCD_PEER_PORT NATS_PORT
 export ETCD_ENDPOINT ?= 127.0.0.1:$(ETCD_PORT)
 export NATS_URL ?= nats://127.0.0.1:$(NATS_PORT)
 
-.PHONY: install run test lint format proto bench new-service clean
+.PHONY: install run test lint format proto schemas bench new-service clean
 
 install: $(STAMP)
 
@@ -47,6 +47,10 @@ format: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+# The settings schemas config_service checks pushed configuration against.
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py

@@ -12,6 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from shared import deadline
 from shared.bodylimit import KIB, MIB, BodyLimit
+from shared.config import load_settings
 from shared.http import serve_http
 from shared.runtime import Runtime
 from shared.throttle import Throttle
@@ -62,7 +63,8 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     app.state.readiness = readiness
 
     def follow_budget(config: dict[str, Any]) -> None:
-        app.state.budget_s = float(config.get("request_budget_s", settings.request_budget_s))
+        # Validated (a positive bound) and below the environment, as at start.
+        app.state.budget_s = load_settings(UserApiSettings, config).request_budget_s
 
     runtime.on_config_change(follow_budget)
     errors.install(app)

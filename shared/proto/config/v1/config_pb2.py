@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/config/v1/config.proto\x12\tconfig.v1\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"!\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"<\n\x0e\x43onfigSnapshot\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x32\xa4\x01\n\rConfigService\x12H\n\tGetConfig\x12\x1b.config.v1.GetConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x03\x90\x02\x01\x12I\n\x0bWatchConfig\x12\x1d.config.v1.WatchConfigRequest\x1a\x19.config.v1.ConfigSnapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/config/v1/config.proto\x12\tconfig.v1\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"!\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"-\n\x10SetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"<\n\x0e\x43onfigSnapshot\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x32\xe9\x01\n\rConfigService\x12H\n\tGetConfig\x12\x1b.config.v1.GetConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x03\x90\x02\x01\x12I\n\x0bWatchConfig\x12\x1d.config.v1.WatchConfigRequest\x1a\x19.config.v1.ConfigSnapshot0\x01\x12\x43\n\tSetConfig\x12\x1b.config.v1.SetConfigRequest\x1a\x19.config.v1.ConfigSnapshotb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,8 +37,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCONFIGREQUEST']._serialized_end=81
   _globals['_WATCHCONFIGREQUEST']._serialized_start=83
   _globals['_WATCHCONFIGREQUEST']._serialized_end=116
-  _globals['_CONFIGSNAPSHOT']._serialized_start=118
-  _globals['_CONFIGSNAPSHOT']._serialized_end=178
-  _globals['_CONFIGSERVICE']._serialized_start=181
-  _globals['_CONFIGSERVICE']._serialized_end=345
+  _globals['_SETCONFIGREQUEST']._serialized_start=118
+  _globals['_SETCONFIGREQUEST']._serialized_end=163
+  _globals['_CONFIGSNAPSHOT']._serialized_start=165
+  _globals['_CONFIGSNAPSHOT']._serialized_end=225
+  _globals['_CONFIGSERVICE']._serialized_start=228
+  _globals['_CONFIGSERVICE']._serialized_end=461
 # @@protoc_insertion_point(module_scope)
