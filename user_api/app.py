@@ -18,6 +18,7 @@ from shared.runtime import Runtime
 from shared.throttle import Throttle
 from shared.tracing import TracingMiddleware
 from user_api import errors, gateway, throttling
+from user_api import openapi as openapi_doc
 from user_api.handlers import router
 from user_api.logic import AccountLogic
 from user_api.readiness import reachable
@@ -69,6 +70,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     runtime.on_config_change(follow_budget)
     errors.install(app)
     throttling.install(app)
+    _describe(app)
     app.include_router(router)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
@@ -93,6 +95,18 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         exclude_paths=("/healthz", "/readyz", "/metrics"),
     )
     return app
+
+
+def _describe(app: FastAPI) -> None:
+    """The generated OpenAPI document, completed by user_api/openapi.py."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_doc.describe(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def run(settings: UserApiSettings) -> None:

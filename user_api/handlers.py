@@ -13,6 +13,15 @@ from shared import jsonbody
 from shared.errors import Reason, ServiceError
 from user_api.errors import validation_error
 from user_api.logic import AccountLogic, Caller, Session, UserView
+from user_api.openapi import (
+    BEARER,
+    LOGIN_BODY,
+    LOGIN_RESPONSES,
+    TOKEN_RESPONSES,
+    LogoutOut,
+    SessionOut,
+    UserOut,
+)
 
 router = APIRouter()
 
@@ -70,7 +79,12 @@ def _session(session: Session) -> dict[str, Any]:
     }
 
 
-@router.post("/user/login")
+@router.post(
+    "/user/login",
+    response_model=SessionOut,
+    responses=LOGIN_RESPONSES,
+    openapi_extra=LOGIN_BODY,
+)
 async def login(request: Request, logic: Logic) -> Any:
     try:
         form = LoginForm.model_validate(await _login_fields(request))
@@ -85,12 +99,22 @@ async def login(request: Request, logic: Logic) -> Any:
     return _session(await logic.login(form.userName, form.pwd, caller))
 
 
-@router.get("/user/me")
+@router.get(
+    "/user/me",
+    response_model=UserOut,
+    responses=TOKEN_RESPONSES,
+    openapi_extra={"security": BEARER},
+)
 async def me(token: Token, logic: Logic) -> dict[str, Any]:
     return _user(await logic.me(token))
 
 
-@router.post("/user/logout")
+@router.post(
+    "/user/logout",
+    response_model=LogoutOut,
+    responses=TOKEN_RESPONSES,
+    openapi_extra={"security": BEARER},
+)
 async def logout(token: Token, logic: Logic) -> dict[str, Any]:
     return {"revoked": True, "token_id": await logic.logout(token)}
 
