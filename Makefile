@@ -12,7 +12,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 # default of its own processes is replaced by a free port. Set any on the command line:
 #   make run HTTP_PORT=8088 NATS_PORT=14222
 
-.PHONY: install run test test-unit lint format proto bench new-service k8s clean
+.PHONY: install run test test-unit lint format proto schemas bench new-service k8s clean
 
 install: $(STAMP)
 
@@ -55,6 +55,10 @@ format: $(STAMP)
 
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
+
+# The settings schemas config_service checks pushed configuration against.
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py

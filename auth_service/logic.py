@@ -18,12 +18,15 @@ from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
+_MAX_INT64 = 2**63 - 1
 
 
 class RevocationStore(Protocol):
     """Revoked token ids; repository.py keeps them in etcd (or in memory for tests)."""
 
-    async def revoke(self, token_id: str, expires_at: int) -> None: ...
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
+        """Record the revocation; False when the token was revoked already."""
+        ...
 
     async def is_revoked(self, token_id: str) -> bool: ...
 
@@ -83,8 +86,9 @@ class TokenLogic:
 
     async def revoke(self, token: str) -> Claims:
         claims = self._decode(token)
-        await self._revoked.revoke(claims.token_id, claims.expires_at)
-        if self._events is not None:
+        # Logging out twice is a success both times, but only the first is an event.
+        newly = await self._revoked.revoke(claims.token_id, claims.expires_at)
+        if newly and self._events is not None:
             revoked = TokenRevoked(
                 token_id=claims.token_id, user_id=claims.user_id, occurred_at_ms=now_ms()
             )
@@ -110,6 +114,10 @@ class TokenLogic:
             )
         except (jwt.InvalidTokenError, ValueError, TypeError):
             raise ServiceError(TOKEN_INVALID, "invalid token") from None
+        # A signed token can still carry any number; ids and times are int64 everywhere else.
+        numbers = (claims.user_id, claims.issued_at, claims.expires_at)
+        if claims.user_id <= 0 or not all(0 <= n <= _MAX_INT64 for n in numbers):
+            raise ServiceError(TOKEN_INVALID, "invalid token")
         if claims.expires_at <= self._clock():
             raise ServiceError(TOKEN_EXPIRED, "token expired")
         return claims

@@ -1,7 +1,10 @@
 """Revoked token ids, kept in etcd so that every replica sees them and they survive restarts.
 
-Each revocation is a key on a lease that ends when the token would have expired anyway,
-so the set never grows beyond the tokens still alive.
+Each revocation is a key on a lease that ends once the token would have expired anyway,
+so the set never grows beyond the tokens still alive. Tokens expiring in the same minute share
+one lease (granted on first use, reused while alive): a lease per token would cost etcd a
+lease, its keep-alive bookkeeping and its expiry per logout. Revoking is put-if-absent, so a
+second logout of the same token changes nothing and says so.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import aetcd
 
 from shared.errors import Reason, ServiceError
 from shared.registry import ETCD_ERRORS
+
+_LEASE_MINUTE_S = 60
 
 
 class EtcdRevocationStore:
@@ -31,15 +36,43 @@ class EtcdRevocationStore:
         self._prefix = prefix
         self._timeout_s = timeout_s
         self._clock = clock
+        self._granting = asyncio.Lock()
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
-        ttl = max(int(expires_at - self._clock()) + 1, 1)
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
         try:
             async with asyncio.timeout(self._timeout_s):
-                lease = await self._client.lease(ttl)
-                await self._client.put(self._key(token_id), b"1", lease=lease)
+                try:
+                    return await self._put_once(token_id, await self._lease(expires_at))
+                except aetcd.ClientError as error:
+                    if "lease not found" not in str(error):
+                        raise
+                    # etcd lost the lease (restored, or it ended early): grant a new one.
+                    self._leases.clear()
+                    return await self._put_once(token_id, await self._lease(expires_at))
         except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
+
+    async def _put_once(self, token_id: str, lease: aetcd.Lease) -> bool:
+        key = self._key(token_id)
+        created, _ = await self._client.transaction(
+            compare=[self._client.transactions.create(key) == 0],
+            success=[self._client.transactions.put(key, b"1", lease=lease)],
+            failure=[],
+        )
+        return bool(created)
+
+    async def _lease(self, expires_at: int) -> aetcd.Lease:
+        minute = expires_at // _LEASE_MINUTE_S
+        async with self._granting:  # one grant per minute even when logouts arrive together
+            lease = self._leases.get(minute)
+            if lease is None:
+                now = self._clock()
+                for old in [m for m in self._leases if (m + 1) * _LEASE_MINUTE_S < now]:
+                    del self._leases[old]
+                # Lives until the end of the minute, so it outlives every token it holds.
+                ttl = max(int((minute + 1) * _LEASE_MINUTE_S - now) + 1, 1)
+                lease = self._leases[minute] = await self._client.lease(ttl)
+            return lease
 
     async def is_revoked(self, token_id: str) -> bool:
         # Fails closed: a token whose revocation cannot be checked is not accepted.
@@ -57,8 +90,10 @@ class MemoryRevocationStore:
     def __init__(self) -> None:
         self._revoked: dict[str, int] = {}
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
+        new = token_id not in self._revoked
         self._revoked[token_id] = expires_at
+        return new
 
     async def is_revoked(self, token_id: str) -> bool:
         return token_id in self._revoked

@@ -5,6 +5,7 @@ from __future__ import annotations
 from config_service.handlers import ConfigHandlers
 from config_service.logic import ConfigLogic
 from config_service.repository import EtcdConfigRepository
+from config_service.schemas import Schemas
 from config_service.settings import ConfigServiceSettings
 from shared.app import App
 from shared.proto.config.v1 import config_pb2, config_pb2_grpc
@@ -28,5 +29,5 @@ async def run(settings: ConfigServiceSettings) -> None:
         etcd = await app.enter(etcd_client(settings.etcd_endpoint))
         repository = EtcdConfigRepository(etcd, settings.config_prefix)
         await until_done(lambda: repository.seed(settings.seed_dir), "seeding configuration")
-        add_to(app.grpc_server(), ConfigLogic(repository))
+        add_to(app.grpc_server(), ConfigLogic(repository, Schemas.load()))
         await app.run()

@@ -37,6 +37,11 @@ class ConfigHandlers(config_pb2_grpc.ConfigServiceServicer):
         _check_reader(context, request.app)
         return _to_proto(await self._logic.get(request.app))
 
+    async def SetConfig(
+        self, request: config_pb2.SetConfigRequest, context: Context
+    ) -> config_pb2.ConfigSnapshot:
+        return _to_proto(await self._logic.set(request.app, request.json))
+
     async def WatchConfig(  # type: ignore[override]
         self, request: config_pb2.WatchConfigRequest, context: Context
     ) -> AsyncIterator[config_pb2.ConfigSnapshot]:

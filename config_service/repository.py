@@ -35,6 +35,14 @@ class EtcdConfigRepository:
             return Snapshot(app, "{}", 0)
         return Snapshot(app, _valid_json(app, value.value), value.mod_revision)
 
+    async def put(self, app: str, content: str) -> Snapshot:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._client.put(self._key(app), content.encode())
+        except ETCD_ERRORS as error:
+            raise ServiceError(Reason.UNAVAILABLE, "configuration store unavailable") from error
+        return await self.get(app)
+
     async def watch(self, app: str) -> AsyncIterator[Snapshot]:
         """The current snapshot, then one per change; raises UNAVAILABLE when etcd goes away."""
         current = await self.get(app)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import start_http_server
-from pydantic import ValidationError
+from pydantic import TypeAdapter
 
 from shared.breaker import Breakers, redis_storage_factory
 from shared.broker import Broker, BrokerSettings, Event, Handler, build_broker
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 ConfigListener = Callable[[dict[str, Any]], Awaitable[None] | None]
+_OVERRIDES: TypeAdapter[dict[str, dict[str, Any]]] = TypeAdapter(dict[str, dict[str, Any]])
 
 
 @dataclass
@@ -135,19 +136,26 @@ class Runtime(Generic[S]):
         app = self.settings.service_name
         remote = await fetch_config(self.client, app, timeout=self.settings.config_wait_s)
         if remote is not None:
-            self.config = remote
             # What was built before this (registry, selector, tracing) follows the
             # environment only: config_service is found through them.
             try:
-                self.settings = load_settings(type(self.settings), remote)
-            except ValidationError as error:
-                log.error("ignoring invalid settings from config_service: %s", error)
-        self._apply_breakers(self.config)
+                settings = self._checked(remote)
+            except ValueError as error:  # never a reason not to start
+                log.error("ignoring invalid configuration from config_service: %s", error)
+            else:
+                self.config, self.settings = remote, settings
+                self._apply_breakers(remote)
         watcher = ConfigWatcher(self.client, app, self._config_changed)
         watcher.start()
         stack.push_async_callback(watcher.stop)
 
     async def _config_changed(self, config: dict[str, Any]) -> None:
+        # All or nothing: every part is validated before any part is applied.
+        try:
+            self._checked(config)
+        except ValueError as error:
+            log.error("ignoring invalid configuration from config_service: %s", error)
+            return
         self.config = config
         self._apply_breakers(config)
         for listener in self._listeners:
@@ -155,11 +163,14 @@ class Runtime(Generic[S]):
             if result is not None:
                 await result
 
+    def _checked(self, config: dict[str, Any]) -> S:
+        """The settings `config` makes; raises ValueError (pydantic's ValidationError) when
+        any of it, breaker overrides included, is invalid."""
+        settings = load_settings(type(self.settings), config)
+        self.breakers.check_settings(_OVERRIDES.validate_python(config.get("breakers", {})))
+        return settings
+
     def _apply_breakers(self, config: dict[str, Any]) -> None:
         overrides = config.get("breakers")
-        if not isinstance(overrides, dict):
-            return
-        try:
+        if isinstance(overrides, dict):
             self.breakers.update_settings(overrides)
-        except ValueError as error:  # pydantic's ValidationError: keep the settings in force
-            log.error("ignoring invalid breaker settings from config_service: %s", error)

@@ -16,6 +16,7 @@ from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
+from user_api.throttling import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +73,16 @@ class AccountDirectory(Protocol):
 
 
 class AccountLogic:
-    def __init__(self, accounts: AccountDirectory, events: Broker) -> None:
+    def __init__(
+        self, accounts: AccountDirectory, events: Broker, throttle: LoginThrottle | None = None
+    ) -> None:
         self._accounts = accounts
         self._events = events
+        self._throttle = throttle
 
     async def login(self, user_name: str, password: str, caller: Caller) -> Session:
+        if self._throttle is not None:  # before any work: a throttled attempt costs nothing
+            await self._throttle.admit(user_name, caller.address)
         try:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
@@ -90,6 +96,8 @@ class AccountLogic:
                 )
                 await publish_event(self._events, failed)
             raise
+        if self._throttle is not None:
+            await self._throttle.succeeded(user_name, caller.address)
         issued = await self._accounts.make_token(user)
         logged_in = UserLoggedIn(
             user_id=user.id,

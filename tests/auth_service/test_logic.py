@@ -94,3 +94,14 @@ def test_a_missing_user_is_an_invalid_argument() -> None:
         tokens().make_token(0, "")
 
     assert caught.value.reason is Reason.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("sub", [str(2**70), "-1", "0"])
+async def test_a_signed_token_with_an_id_out_of_range_is_invalid(sub: str) -> None:
+    payload = {"sub": sub, "name": "x", "jti": "j", "iat": 1, "exp": 2**40, "iss": "test-issuer"}
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+
+    with pytest.raises(ServiceError) as caught:
+        await tokens().validate(token)
+
+    assert caught.value.reason == TOKEN_INVALID

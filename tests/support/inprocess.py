@@ -50,6 +50,8 @@ async def in_process_system(
     settings = UserApiSettings(
         use_config_service=False,
         nats_url="memory://",
+        login_limit_per_address="1000000/minute",  # tests/user_api/test_throttling.py
+        login_limit_per_account="1000000/minute",
         **api_settings,  # type: ignore[arg-type]
     )
     try:

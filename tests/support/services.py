@@ -82,5 +82,9 @@ def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
         "NATS_URL": "memory://",
         "OTEL_SDK_DISABLED": "true",
         "LOG_JSON": "false",
+        # Load and fault tests log in far more often than a person: only the throttle
+        # tests (tests/user_api/test_throttling.py) run with the real limits.
+        "LOGIN_LIMIT_PER_ADDRESS": "1000000/minute",
+        "LOGIN_LIMIT_PER_ACCOUNT": "1000000/minute",
         **extra,
     }
