@@ -16,6 +16,8 @@ from auth_service.repository import EtcdRevocationStore
 from shared.registry import etcd_client
 from tests.support.etcd import EtcdServer
 
+pytestmark = pytest.mark.integration
+
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
 
 

@@ -61,6 +61,7 @@ async def _set(client: Client, app: str, document: object) -> config_pb2.ConfigS
     return snapshot
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("document", "says"),
     [
@@ -84,6 +85,7 @@ async def test_an_invalid_document_is_refused_with_the_field_and_nothing_is_stor
     assert await fetch_config(client, "user_api", timeout=5) == before
 
 
+@pytest.mark.integration
 async def test_a_valid_document_is_stored_whole(client: Client) -> None:
     document = {"request_budget_s": 2.5, "breakers": {"default": {"timeout_ms": 800}}}
 
@@ -93,6 +95,7 @@ async def test_a_valid_document_is_stored_whole(client: Client) -> None:
     assert await fetch_config(client, "user_api", timeout=5) == document
 
 
+@pytest.mark.integration
 async def test_micro_config_set_refuses_a_bad_value_and_get_shows_a_good_one(
     client: Client, etcd: EtcdServer
 ) -> None:

@@ -72,8 +72,8 @@ async def test_a_strategy_is_chosen_by_name_or_is_your_own() -> None:
     assert picks(by_name, 2) == ["a", "b"]
     assert picks(own, 3) == ["c", "c", "c"]
     assert picks(own, 1, exclude=("c",)) == ["b"]
-    await by_name.close()
-    await own.close()
+    await by_name.stop()
+    await own.stop()
 
 
 async def test_excluded_nodes_are_not_picked_and_none_left_is_unavailable() -> None:

@@ -11,7 +11,6 @@ import pytest
 from shared import deadline
 from shared.errors import REASON_METADATA_KEY, Reason, ServiceError
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
-from shared.registry import MemoryRegistry
 from shared.server import GrpcServer, Handler
 from shared.server.metrics import HANDLED
 from tests.support.grpc_nodes import FakeNode
@@ -36,7 +35,6 @@ async def stub() -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
     server = GrpcServer(
         name="user_service",
         version="test",
-        registry=MemoryRegistry(),
         drain_s=0,
         middleware=[require_tenant],
     )
