@@ -78,7 +78,9 @@ class Runtime(Generic[S]):
                 pass  # the event goes to the outbox: the span marks the moment it is accepted
 
         broker = build_broker(
-            BrokerSettings(url=settings.nats_url), settings.service_name, on_publish=trace_publish
+            BrokerSettings(url=settings.nats_url, stream_replicas=settings.nats_stream_replicas),
+            settings.service_name,
+            on_publish=trace_publish,
         )
         client = Client(selector, breakers, tracing=tracing)
         runtime = cls(settings, registry, selector, breakers, client, broker, tracing)

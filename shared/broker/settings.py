@@ -15,8 +15,9 @@ def _default_streams() -> dict[str, tuple[str, ...]]:
 class BrokerSettings(BaseModel):
     """Where NATS is, and how hard to try to deliver.
 
-    `url` is `nats://host:port` (several separated by commas) or `memory://` for the
-    in-process broker of unit tests.
+    `url` is `nats://host:port` (a cluster's servers separated by commas: the client
+    connects to one and fails over to the others) or `memory://` for the in-process
+    broker of unit tests.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -40,6 +41,8 @@ class BrokerSettings(BaseModel):
     # Handlers running at once per durable subscription in one process.
     max_in_flight: int = Field(default=32, ge=1)
     streams: dict[str, tuple[str, ...]] = Field(default_factory=_default_streams)
+    # Copies of each stream (1, or 3 on a 3-node cluster: survives losing one node).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
     dlq_stream: str = "DLQ"
     dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)

@@ -23,12 +23,17 @@ def dlq_subject(subject: str) -> str:
 async def ensure_streams(js: JetStreamContext, settings: BrokerSettings) -> None:
     """Create or update every stream; safe to run on each connect, from every replica."""
     for name, patterns in settings.streams.items():
-        await _ensure_stream(js, name, list(patterns), settings.stream_max_age_s)
-    await _ensure_stream(js, settings.dlq_stream, [DLQ_PREFIX + ">"], settings.dlq_max_age_s)
+        await _ensure_stream(js, name, list(patterns), settings.stream_max_age_s, settings)
+    dlq = [DLQ_PREFIX + ">"]
+    await _ensure_stream(js, settings.dlq_stream, dlq, settings.dlq_max_age_s, settings)
 
 
 async def _ensure_stream(
-    js: JetStreamContext, name: str, patterns: list[str], max_age_s: float
+    js: JetStreamContext,
+    name: str,
+    patterns: list[str],
+    max_age_s: float,
+    settings: BrokerSettings,
 ) -> None:
     config = StreamConfig(
         name=name,
@@ -37,6 +42,7 @@ async def _ensure_stream(
         storage=StorageType.FILE,
         max_age=max_age_s,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=settings.stream_replicas,
     )
     try:
         await js.add_stream(config)
