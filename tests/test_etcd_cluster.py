@@ -220,7 +220,9 @@ async def test_without_quorum_logins_go_on_token_checks_fail_closed_and_all_reco
     probe = EtcdRegistry(cluster.endpoints, ttl_s=3)
     try:
         with pytest.raises(TimeoutError):  # the registry cannot be written
-            await asyncio.wait_for(probe.register(ServiceNode("probe", "probe-1", "127.0.0.1:1")), 5)
+            await asyncio.wait_for(
+                probe.register(ServiceNode("probe", "probe-1", "127.0.0.1:1")), 5
+            )
     finally:
         await probe.close()
     for _ in range(5):  # logins need no etcd: user_api picks user_service from its cache

@@ -11,6 +11,7 @@
   and revokes) are retried by gRPC on another member when one answers UNAVAILABLE
   (stopped, or "leader changed" during an election). Transactions are never retried:
   a compare-and-swap that may have been applied must not run twice.
+- Calls carry etcd's `hasleader` flag: a member without a leader refuses them at once.
 - Streams (watches, lease keep-alives) fail when their member goes; their owners
   resume them on the same channel, hence on another member (see etcd.py).
 
@@ -58,6 +59,10 @@ _SERVICE_CONFIG = {
         }
     ],
 }
+# A member cut off from the leader (the quorum lost) answers UNAVAILABLE at once instead
+# of holding the call until its deadline: callers fail closed fast (a token check → 503)
+# and the retry above tries a member that has a leader. Watches keep no such check.
+_REQUIRE_LEADER = ("hasleader", "true")
 # grpc's default reconnect backoff grows to 120 s; a registry must notice etcd's return fast.
 CHANNEL_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
@@ -106,6 +111,8 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
             self._host, _, port = (await self._target()).rpartition(":")
             self._port = int(port)
         await super().connect()
+        if not any(key == _REQUIRE_LEADER[0] for key, _ in self.metadata or ()):
+            self.metadata = (*(self.metadata or ()), _REQUIRE_LEADER)
 
     async def _target(self) -> str:
         if len(self._endpoints) == 1:
