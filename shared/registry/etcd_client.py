@@ -96,6 +96,8 @@ def parse_endpoints(endpoints: str) -> list[tuple[str, int]]:
 class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
     """An aetcd client whose channel spans every member of the cluster."""
 
+    metadata: tuple[tuple[str, str], ...] | None
+
     def __init__(self, endpoints: list[tuple[str, int]], **kwargs: object) -> None:
         host, port = endpoints[0]
         super().__init__(host=host, port=port, options=dict(CHANNEL_OPTIONS), **kwargs)
@@ -111,8 +113,9 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
             self._host, _, port = (await self._target()).rpartition(":")
             self._port = int(port)
         await super().connect()
-        if not any(key == _REQUIRE_LEADER[0] for key, _ in self.metadata or ()):
-            self.metadata = (*(self.metadata or ()), _REQUIRE_LEADER)
+        metadata: tuple[tuple[str, str], ...] = self.metadata or ()
+        if _REQUIRE_LEADER not in metadata:
+            self.metadata = (*metadata, _REQUIRE_LEADER)
 
     async def _target(self) -> str:
         if len(self._endpoints) == 1:
