@@ -12,7 +12,7 @@ def test_a_list_names_every_member_and_a_bare_host_gets_the_client_port() -> Non
     assert parse_endpoints("http://a:2379, b:22379,c") == [("a", 2379), ("b", 22379), ("c", 2379)]
     assert parse_endpoints("[::1]:2379") == [("::1", 2379)]
     assert parse_endpoint("a:1,b:2") == ("a", 1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no etcd endpoint"):
         parse_endpoints(" , ")
 
 
