@@ -113,7 +113,7 @@ class Load:
         if response.status_code == 200:
             self.ok += 1
         else:
-            self.failures.append(f"{time.monotonic():.3f} {what} {response.status_code}")
+            self.failures.append(f"{what} {response.status_code} {response.text[:120]}")
 
 
 async def registered(registry: EtcdRegistry) -> dict[str, int]:
