@@ -86,7 +86,9 @@ class Runtime(Generic[S]):
                 pass  # the event goes to the outbox: the span marks the moment it is accepted
 
         broker = build_broker(
-            BrokerSettings(url=settings.nats_url), settings.service_name, on_publish=trace_publish
+            BrokerSettings(url=settings.nats_url, stream_replicas=settings.nats_stream_replicas),
+            settings.service_name,
+            on_publish=trace_publish,
         )
         await broker.start()  # returns at once when NATS is down: events wait in the outbox
         stack.push_async_callback(broker.stop)  # flushes the outbox

@@ -10,8 +10,9 @@ DAY_S = 24 * 3600.0
 class BrokerSettings(BaseModel):
     """Where NATS is, and how hard to try to deliver.
 
-    `url` is `nats://host:port` (several separated by commas) or `memory://` for the
-    in-process broker of unit tests.
+    `url` is `nats://host:port` (a cluster's servers separated by commas: the client
+    connects to one and fails over to the others) or `memory://` for the in-process
+    broker of unit tests.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -37,6 +38,8 @@ class BrokerSettings(BaseModel):
     # Streams beyond those the events declare (shared.broker.streams), for raw subjects:
     # name -> subject patterns. A subject outside every stream is sent on core NATS only.
     streams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Copies of each stream (1, or 3 on a 3-node cluster: survives losing one node).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
     dlq_stream: str = "DLQ"
     dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)

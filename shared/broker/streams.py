@@ -60,17 +60,23 @@ async def ensure_streams(js: JetStreamContext, settings: BrokerSettings) -> None
     """Create or update every known stream; safe to run on each connect, from every replica."""
     for name, patterns in known_streams(settings).items():
         await ensure_stream(js, name, patterns, settings)
-    await _ensure_stream(js, settings.dlq_stream, [DLQ_PREFIX + ">"], settings.dlq_max_age_s)
+    await _ensure_stream(
+        js, settings.dlq_stream, [DLQ_PREFIX + ">"], settings.dlq_max_age_s, settings
+    )
 
 
 async def ensure_stream(
     js: JetStreamContext, name: str, patterns: tuple[str, ...], settings: BrokerSettings
 ) -> None:
-    await _ensure_stream(js, name, list(patterns), settings.stream_max_age_s)
+    await _ensure_stream(js, name, list(patterns), settings.stream_max_age_s, settings)
 
 
 async def _ensure_stream(
-    js: JetStreamContext, name: str, patterns: list[str], max_age_s: float
+    js: JetStreamContext,
+    name: str,
+    patterns: list[str],
+    max_age_s: float,
+    settings: BrokerSettings,
 ) -> None:
     config = StreamConfig(
         name=name,
@@ -79,6 +85,7 @@ async def _ensure_stream(
         storage=StorageType.FILE,
         max_age=max_age_s,
         duplicate_window=DUPLICATE_WINDOW_S,
+        num_replicas=settings.stream_replicas,
     )
     try:
         await js.add_stream(config)

@@ -34,7 +34,12 @@ new_app = typer.Typer(help="Create a part of the project from the kit's template
 app.add_typer(new_app, name="new", no_args_is_help=True)
 
 Etcd = Annotated[
-    str, typer.Option("--etcd", envvar="ETCD_ENDPOINT", help="etcd host:port of the registry")
+    str,
+    typer.Option(
+        "--etcd",
+        envvar=["ETCD_ENDPOINTS", "ETCD_ENDPOINT"],
+        help="etcd host:port of the registry (a cluster: comma-separated)",
+    ),
 ]
 Prefix = Annotated[
     str, typer.Option("--prefix", envvar="REGISTRY_PREFIX", help="registry key prefix")

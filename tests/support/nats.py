@@ -19,7 +19,9 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from tests.support import integration
@@ -48,6 +50,8 @@ class NatsServer:
         self.port = port or free_port()
         # A configuration file (users, permissions); the flags below override its address.
         self.config = config
+        # More flags (a cluster member's name, routes and monitoring port).
+        self.extra_args: tuple[str, ...] = ()
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -71,6 +75,7 @@ class NatsServer:
                 "-p", str(self.port),
                 # A configuration file turns JetStream on with its own store folder.
                 *(("-c", str(self.config)) if self.config else ("-js", "-sd", str(self.store_dir))),
+                *self.extra_args,
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
@@ -88,6 +93,13 @@ class NatsServer:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await process.wait()
         except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL: the node dies as a crashed machine would, without closing anything."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
 
@@ -126,6 +138,45 @@ class NatsServer:
             return False
         info = json.loads(line[5:])
         return bool(info.get("jetstream"))
+
+
+class NatsCluster:
+    """`size` nats-servers with JetStream routed into one cluster, each with its own store.
+
+    Each also serves its monitoring API (`monitor_port`) to tell who is connected where.
+    """
+
+    def __init__(self, store_dir: Path, size: int = 3) -> None:
+        self.nodes = [NatsServer(store_dir / f"n{index}") for index in range(size)]
+        self.cluster_ports = [free_port() for _ in self.nodes]
+        self.monitor_ports = [free_port() for _ in self.nodes]
+        routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.cluster_ports)
+        for index, node in enumerate(self.nodes):
+            node.extra_args = (
+                "--server_name", f"n{index}",
+                "--cluster_name", "test",
+                "--cluster", f"nats://127.0.0.1:{self.cluster_ports[index]}",
+                "--routes", routes,
+                "-m", str(self.monitor_ports[index]),
+            )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The NATS_URL of the whole cluster."""
+        return ",".join(node.url for node in self.nodes)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(node.start() for node in self.nodes))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(node.stop() for node in self.nodes))
+
+    async def connections(self, index: int) -> list[dict[str, Any]]:
+        """The client connections of node `index` (each with the `name` the client gave)."""
+        async with httpx.AsyncClient(timeout=2) as http:
+            reply = await http.get(f"http://127.0.0.1:{self.monitor_ports[index]}/connz")
+        found: list[dict[str, Any]] = reply.json().get("connections") or []
+        return found
 
 
 @pytest.fixture
