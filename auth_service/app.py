@@ -26,7 +26,7 @@ def add_to(server: GrpcServer, logic: TokenLogic) -> None:
 async def run(settings: AuthServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        etcd = await app.enter(etcd_client(settings.etcd_endpoint))
+        etcd = await app.enter(etcd_client(settings.etcd_endpoint, **settings.etcd_credentials()))
         logic = TokenLogic(
             await asyncio.to_thread(settings.signing_key),
             settings.jwt_issuer,

@@ -6,6 +6,7 @@ from pydantic import SecretStr, field_validator
 
 from auth_service.keys import MIN_SECRET, signing_key
 from shared.config import ServiceSettings
+from shared.security.production import MIN_KEY_BYTES
 
 
 class AuthServiceSettings(ServiceSettings):
@@ -34,3 +35,16 @@ class AuthServiceSettings(ServiceSettings):
     def signing_key(self) -> str:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
         return signing_key(secret, self.jwt_secret_file)
+
+    def production_problems(self) -> list[str]:
+        # Production brings its key (a Secret): none is created, none shorter than 32 bytes.
+        problems = super().production_problems()
+        if self.jwt_secret is not None:
+            key = self.jwt_secret.get_secret_value().encode()
+        elif self.jwt_secret_file is not None and self.jwt_secret_file.is_file():
+            key = self.jwt_secret_file.read_bytes().strip()
+        else:
+            return [*problems, "JWT_SECRET or an existing JWT_SECRET_FILE (the signing key)"]
+        if len(key) < MIN_KEY_BYTES:
+            problems.append(f"the signing key is shorter than {MIN_KEY_BYTES} bytes")
+        return problems

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from shared.config import ServiceSettings
 from shared.logs import configure_logging
+from shared.security.production import refuse_unless_ready
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -23,6 +24,7 @@ def main(settings_cls: type[S], run: Callable[[S], Awaitable[None]]) -> None:
         # A clear message, not a traceback: this is the operator's input.
         print(f"invalid settings for {settings_cls.__name__}:\n{error}", file=sys.stderr)
         raise SystemExit(2) from None
+    refuse_unless_ready(settings)
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(settings))  # type: ignore[arg-type]

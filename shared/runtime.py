@@ -67,8 +67,13 @@ class Runtime(Generic[S]):
             environment=settings.environment,
         )
         stack.push_async_callback(tracing.stop)  # flushes the spans still buffered
+        username, password = settings.etcd_login()
         registry = registry or EtcdRegistry(
-            settings.etcd_endpoint, prefix=settings.registry_prefix, ttl_s=settings.registry_ttl_s
+            settings.etcd_endpoint,
+            prefix=settings.registry_prefix,
+            ttl_s=settings.registry_ttl_s,
+            username=username,
+            password=password,
         )
         stack.push_async_callback(registry.stop)
         selector = Selector(registry, strategy=settings.selector)
@@ -86,7 +91,11 @@ class Runtime(Generic[S]):
                 pass  # the event goes to the outbox: the span marks the moment it is accepted
 
         broker = build_broker(
-            BrokerSettings(url=settings.nats_url, stream_replicas=settings.nats_stream_replicas),
+            BrokerSettings(
+                url=settings.nats_url,
+                stream_replicas=settings.nats_stream_replicas,
+                nkeys_seed=settings.nats_nkey_seed_file,
+            ),
             settings.service_name,
             on_publish=trace_publish,
         )
@@ -109,6 +118,7 @@ class Runtime(Generic[S]):
     def grpc_server(self, **options: Any) -> GrpcServer:
         """A server for this service, bound and advertised as the settings say, traced."""
         options.setdefault("tracing", self.tracing)
+        options.setdefault("reflection", self.settings.reflection_on)
         if self.settings.dependencies:
             options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(

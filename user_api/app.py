@@ -50,7 +50,15 @@ class RequestBudget:
 def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
-    app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
+    docs: dict[str, Any] = (
+        {} if settings.docs_on else dict(docs_url=None, redoc_url=None, openapi_url=None)
+    )
+    app = FastAPI(
+        title="user_api",
+        version=settings.service_version,
+        telemetry={"tracing": False},
+        **docs,
+    )
     throttle = throttling.LoginThrottle(
         Throttle(settings.rate_limit_redis_url, namespace=f"micro:{settings.service_name}"),
         settings.login_limit_per_address,
@@ -81,11 +89,13 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     if settings.portal_on:  # GET /portal, a live view of the system: see user_api/portal
         app.include_router(portal.router(runtime))
 
-    @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    if settings.metrics_on_http:
 
-    if settings.debug_endpoints:
+        @app.get("/metrics", include_in_schema=False)
+        async def metrics() -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    if settings.debug_on:
 
         @app.get("/debug/breakers")
         async def breakers() -> dict[str, Any]:

@@ -30,9 +30,25 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     # Share the windows with the other user_api replicas (redis://host:port/db); else in memory.
     rate_limit_redis_url: str | None = None
     dependencies: str = "user_service,auth_service"
-    # Expose GET /debug/breakers (state and settings of every circuit).
-    debug_endpoints: bool = True
+    # GET /debug/breakers (state and settings of every circuit), and /docs, /redoc and
+    # /openapi.json: None means on in development and test, off in production.
+    debug_endpoints: bool | None = None
+    docs_enabled: bool | None = None
     # POST /rpc/{service}/{method} (user_api/gateway.py): off unless enabled, and then only
     # for the comma-separated `service.Method` / `service.*` entries of the allow-list.
     gateway_enabled: bool = False
     gateway_allow: str = ""
+
+    @property
+    def debug_on(self) -> bool:
+        return self.is_development if self.debug_endpoints is None else self.debug_endpoints
+
+    @property
+    def docs_on(self) -> bool:
+        return self.is_development if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def metrics_on_http(self) -> bool:
+        """GET /metrics on the HTTP app: in development without METRICS_PORT only; else
+        metrics have their own port, which the public door does not reach."""
+        return self.is_development and not self.metrics_port

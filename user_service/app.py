@@ -33,7 +33,9 @@ async def run(settings: UserServiceSettings) -> None:
         engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
         app.on_stop(engine.dispose)
         instrument_sqlalchemy(engine, app.runtime.tracing)
-        await until_done(lambda: ensure_schema(engine), "preparing the database")
+        # The seed user (micro/123) is development's convenience: never in production.
+        seed = settings.is_development
+        await until_done(lambda: ensure_schema(engine, seed=seed), "preparing the database")
         hasher = PasswordHasher(
             time_cost=settings.argon2_time_cost,
             memory_cost=settings.argon2_memory_kib,

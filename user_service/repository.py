@@ -149,15 +149,16 @@ _MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
 _SEED = "002_seed.sql"
 
 
-async def ensure_schema(engine: AsyncEngine) -> None:
-    """Create missing tables, and the seed user on a new database (SQLite or MySQL)."""
+async def ensure_schema(engine: AsyncEngine, *, seed: bool = True) -> None:
+    """Create missing tables, and (with `seed`) the seed user on a new database (SQLite or
+    MySQL)."""
     async with engine.begin() as connection:
         if engine.dialect.name == "mysql":
             for name in _MYSQL_SCHEMA:  # CREATE TABLE IF NOT EXISTS: safe on every start
                 await _run_sql_file(connection, SQL_DIR / name)
         else:
             await connection.run_sync(Base.metadata.create_all)
-        if not await connection.scalar(select(func.count()).select_from(UserRow)):
+        if seed and not await connection.scalar(select(func.count()).select_from(UserRow)):
             await _run_sql_file(connection, SQL_DIR / _SEED)
 
 

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from sqlalchemy.engine import make_url
+
 from shared.config import ServiceSettings
+from shared.security.production import weak_password
 
 
 class UserServiceSettings(ServiceSettings):
@@ -13,3 +16,10 @@ class UserServiceSettings(ServiceSettings):
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+
+    def production_problems(self) -> list[str]:
+        problems = super().production_problems()
+        url = make_url(self.database_url)
+        if not url.drivername.startswith("sqlite") and weak_password(url.password):
+            problems.append("DATABASE_URL has an empty or default password")
+        return problems

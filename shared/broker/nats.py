@@ -198,6 +198,8 @@ class NatsBroker(OutboxPublisher):
         await self._nc.connect(
             servers=self._settings.servers,
             name=self._service_name,
+            # nats-py signs the server's challenge with the seed read from this file.
+            nkeys_seed=str(self._settings.nkeys_seed) if self._settings.nkeys_seed else None,
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             connect_timeout=CONNECT_TIMEOUT_S,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DAY_S = 24 * 3600.0
@@ -18,6 +20,8 @@ class BrokerSettings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str = "nats://127.0.0.1:4222"
+    # The file holding this client's nkey seed (its NATS user); None connects anonymously.
+    nkeys_seed: Path | None = None
     # Events waiting to be sent; past this, new events are dropped and counted.
     outbox_size: int = Field(default=10_000, ge=1)
     # A durable delivery not acked within this is delivered again.

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.security.production import kit_problems
 from shared.selector import Strategy
 
 S = TypeVar("S", bound="ServiceSettings")
@@ -28,18 +29,26 @@ class ServiceSettings(BaseSettings):
     # or one DNS name that resolves to all of them. ETCD_ENDPOINTS, when set, wins.
     etcd_endpoint: str = "127.0.0.1:2379"
     etcd_endpoints: str = ""
+    # etcd with auth on: this service's user, and the file holding its password (0600).
+    etcd_username: str | None = None
+    etcd_password_file: Path | None = None
     registry_prefix: str = "/micro/registry"
     registry_ttl_s: int = 15
     # NATS servers, comma-separated: the client fails over between them.
     nats_url: str = "nats://127.0.0.1:4222"
+    # This service's NATS user: the file holding its nkey seed (shared.security.nats_auth).
+    nats_nkey_seed_file: Path | None = None
     # Replicas of each JetStream stream this service creates: 3 on a 3-node cluster.
     nats_stream_replicas: int = 1
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
     # The host other services dial; defaults to the bind host, or this host's address.
     advertise_host: str | None = None
-    # Prometheus metrics over HTTP; 0 turns them off.
+    # Prometheus metrics over HTTP on a port of their own; 0 turns them off.
     metrics_port: int = 0
+    # gRPC server reflection (what `micro call` and the gateway use): None means on in
+    # development and test, off in production.
+    reflection_enabled: bool | None = None
     log_level: str = "INFO"
     log_json: bool | None = None
     # Ask config_service for this app's settings at start-up and follow its changes.
@@ -86,6 +95,22 @@ class ServiceSettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment != "production"
+
+    @property
+    def reflection_on(self) -> bool:
+        return self.is_development if self.reflection_enabled is None else self.reflection_enabled
+
+    def etcd_login(self) -> tuple[str | None, str | None]:
+        """(username, password) for the etcd client: (None, None) unless ETCD_USERNAME."""
+        if not self.etcd_username:
+            return None, None
+        if self.etcd_password_file is None:
+            raise ValueError("ETCD_USERNAME needs ETCD_PASSWORD_FILE")
+        return self.etcd_username, self.etcd_password_file.read_text().strip()
+
+    def production_problems(self) -> list[str]:
+        """What production mode misses (shared.security.production); services add theirs."""
+        return kit_problems(self)
 
 
 def load_settings(cls: type[S], remote: Mapping[str, Any] | None = None) -> S:

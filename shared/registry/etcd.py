@@ -45,8 +45,10 @@ class EtcdRegistry:
         prefix: str = "/micro/registry",
         ttl_s: int = 15,
         call_timeout_s: float = 3.0,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
-        self._client = etcd_client(endpoint)
+        self._client = etcd_client(endpoint, username=username, password=password)
         self._prefix = prefix
         self._ttl_s = ttl_s
         self._call_timeout_s = call_timeout_s

@@ -19,16 +19,30 @@ A single endpoint is passed to gRPC as it is, so a DNS name that resolves to eve
 member (a Kubernetes headless Service) is balanced over all of them and re-resolved
 when members move. A list of names is resolved once, when the client connects: use
 it for members with fixed addresses.
+
+With etcd's auth on, the client logs in with a username and password. aetcd does so once,
+at connect; etcd forgets that token when it restarts, when the user's password or the
+auth store changes, and after `--auth-token-ttl` without use. So every unary call that
+etcd refuses for its token ("invalid auth token", "auth store is old") logs in again and
+is retried once: the refusal came before anything was applied, so even a transaction is
+safe to repeat. Streams (watches, keep-alives) read the new token when they reopen.
+Chosen over `--auth-token=jwt` with a long TTL because a JWT still expires and that needs
+a key pair for etcd in every deployment; re-authenticating covers restarts as well.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aetcd
+import aetcd.exceptions
+from aetcd import rpc
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +116,8 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
         host, port = endpoints[0]
         super().__init__(host=host, port=port, options=dict(CHANNEL_OPTIONS), **kwargs)
         self._endpoints = endpoints
+        self._login = asyncio.Lock()
+        self.logins = 0  # tokens obtained after the first, for tests and debugging
 
     @property
     def endpoints(self) -> list[tuple[str, int]]:
@@ -116,6 +132,22 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
         metadata: tuple[tuple[str, str], ...] = self.metadata or ()
         if _REQUIRE_LEADER not in metadata:
             self.metadata = (*metadata, _REQUIRE_LEADER)
+
+    async def reauthenticate(self, stale: tuple[tuple[str, str], ...] | None) -> None:
+        """A new token, unless another call already replaced `stale` with one."""
+        async with self._login:
+            if self.metadata != stale:
+                return
+            reply = await rpc.AuthStub(self.channel).Authenticate(
+                rpc.AuthenticateRequest(name=self._username, password=self._password),
+                timeout=self._timeout,
+            )
+            others = tuple(item for item in self.metadata or () if item[0] != "token")
+            self.metadata = (("token", reply.token), *others)
+            if self._watcher is not None:  # new watches carry the new token
+                self._watcher._metadata = self.metadata
+            self.logins += 1
+            log.info("etcd token renewed for user %s", self._username)
 
     async def _target(self) -> str:
         if len(self._endpoints) == 1:
@@ -144,6 +176,49 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
         return f"{host}:{port}"
 
 
-def etcd_client(endpoints: str) -> aetcd.Client:
-    """A client over every member in `endpoints` ("host:port", comma-separated)."""
-    return ClusterClient(parse_endpoints(endpoints))
+# etcd's answers to a token it no longer accepts.
+_STALE_TOKEN = ("invalid auth token", "auth store is old")
+# The unary calls that log in again once on a stale token.
+_RELOGGED = (
+    "get",
+    "get_prefix",
+    "get_range",
+    "get_all",
+    "put",
+    "delete",
+    "delete_prefix",
+    "delete_range",
+    "transaction",
+    "lease",
+    "revoke_lease",
+    "refresh_lease",
+    "get_lease_info",
+    "status",
+)
+
+
+def _relogging(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(call)
+    async def relogged(self: ClusterClient, *args: Any, **kwargs: Any) -> Any:
+        stale = self.metadata
+        try:
+            return await call(self, *args, **kwargs)
+        except aetcd.exceptions.ClientError as error:
+            if self._username is None or not any(s in str(error) for s in _STALE_TOKEN):
+                raise
+        await self.reauthenticate(stale)
+        return await call(self, *args, **kwargs)
+
+    return relogged
+
+
+for _name in _RELOGGED:
+    setattr(ClusterClient, _name, _relogging(getattr(aetcd.Client, _name)))
+
+
+def etcd_client(
+    endpoints: str, *, username: str | None = None, password: str | None = None
+) -> aetcd.Client:
+    """A client over every member in `endpoints` ("host:port", comma-separated), logged in
+    as `username` when etcd's auth is on."""
+    return ClusterClient(parse_endpoints(endpoints), username=username, password=password)

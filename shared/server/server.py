@@ -59,6 +59,7 @@ class GrpcServer:
         metadata: Mapping[str, str] | None = None,
         drain_s: float = 5.0,
         credentials: grpc.ServerCredentials | None = None,
+        reflection: bool = True,
     ) -> None:
         self.name = name
         self._version = version
@@ -69,6 +70,8 @@ class GrpcServer:
         self._drain_s = drain_s
         # mTLS (shared.security.credentials.server_credentials); None serves plain gRPC.
         self._credentials = credentials
+        # Server reflection lists every method: production turns it off (REFLECTION_ENABLED).
+        self._reflection = reflection
         # The kit's chain (see shared/server/chain.py) with `middleware` of your own in it.
         chain = ChainInterceptor(tracing or Tracing.disabled(), middleware)
         self._server = grpc.aio.server(interceptors=[*interceptors, chain], options=_OPTIONS)
@@ -104,9 +107,10 @@ class GrpcServer:
             port = self._server.add_secure_port(bind, self._credentials)
         else:
             port = self._server.add_insecure_port(bind)
-        reflection.enable_server_reflection(
-            [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
-        )
+        if self._reflection:
+            reflection.enable_server_reflection(
+                [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
+            )
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
         self.node = ServiceNode(
