@@ -6,7 +6,9 @@ from pydantic import SecretStr, field_validator
 
 from auth_service.keys import MIN_SECRET, signing_key
 from shared.config import ServiceSettings
+from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 from shared.security.production import MIN_KEY_BYTES
+from shared.security.roles import ServiceRole
 
 
 class AuthServiceSettings(ServiceSettings):
@@ -48,3 +50,11 @@ class AuthServiceSettings(ServiceSettings):
         if len(key) < MIN_KEY_BYTES:
             problems.append(f"the signing key is shorter than {MIN_KEY_BYTES} bytes")
         return problems
+
+
+# Its NATS and etcd users (scripts/nats_config.py, scripts/etcd_auth.py): it publishes
+# revocations and owns their etcd prefix.
+ROLE = ServiceRole(
+    publishes=(TokenRevoked,),
+    etcd_writes=(AuthServiceSettings.model_fields["revocation_prefix"].default,),
+)

@@ -1,29 +1,40 @@
-"""Write the nats-server configuration for `make run`: one nkey user per service.
+"""Write the nats-server configuration: one nkey user per service, on its own subjects.
 
-    python scripts/nats_config.py <run-dir> [port]
+    python scripts/nats_config.py <run-dir> [port] [--host 0.0.0.0] [--store-dir DIR]
 
 Seeds go to <run-dir>/nats-users/<service>.nk (0600, created once, reused), the
-configuration to <run-dir>/nats.conf. What each service publishes and consumes is
-declared here for now; it belongs next to each service's events (its contract).
+configuration to <run-dir>/nats.conf. What each service publishes and consumes is its
+own declaration (`ROLE` in its settings module, see shared.security.roles), whose
+subjects come from the events' `(micro.v1.event)` options.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
-from shared.security.nats_auth import NatsRole, generate
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-ROLES = (
-    NatsRole("user_api", publishes=("user.logged_in", "user.login_failed")),
-    NatsRole("auth_service", publishes=("auth.token_revoked",)),
-    NatsRole("user_service", consumes=("user.logged_in",)),
-    NatsRole("config_service"),
-)
+from shared.security.nats_auth import NatsRole, generate  # noqa: E402
+from shared.security.roles import discover  # noqa: E402
 
 
-def write(run_dir: Path, port: int) -> Path:
-    config = generate(ROLES, run_dir / "nats-users", port=port, store_dir=run_dir / "nats")
+def roles() -> tuple[NatsRole, ...]:
+    return tuple(role.nats(name) for name, role in discover(ROOT).items())
+
+
+def write(
+    run_dir: Path, port: int, *, host: str = "127.0.0.1", store_dir: Path | None = None
+) -> Path:
+    config = generate(
+        roles(),
+        run_dir / "nats-users",
+        host=host,
+        port=port,
+        store_dir=store_dir or run_dir / "nats",
+    )
     path = run_dir / "nats.conf"
     path.write_text(config)
     path.chmod(0o600)
@@ -31,5 +42,10 @@ def write(run_dir: Path, port: int) -> Path:
 
 
 if __name__ == "__main__":
-    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(".run")
-    print(write(root, int(sys.argv[2]) if len(sys.argv) > 2 else 4222))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run_dir", nargs="?", type=Path, default=Path(".run"))
+    parser.add_argument("port", nargs="?", type=int, default=4222)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--store-dir", type=Path)
+    args = parser.parse_args()
+    print(write(args.run_dir, args.port, host=args.host, store_dir=args.store_dir))

@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
+from shared.security.roles import ServiceRole
 from shared.throttle import parse_limit
 from user_api.portal.settings import PortalSettings
 from user_api.ws.settings import FrontDoorSettings
@@ -15,6 +17,9 @@ def _limit(text: str) -> str:
 
 
 Limit = Annotated[str, AfterValidator(_limit)]
+
+# Its NATS user (scripts/nats_config.py): it publishes logins; /ws pushes user.logged_in.
+ROLE = ServiceRole(publishes=(UserLoggedIn, UserLoginFailed), consumes=(UserLoggedIn,))
 
 
 class UserApiSettings(FrontDoorSettings, PortalSettings):

@@ -3,7 +3,9 @@ from __future__ import annotations
 from sqlalchemy.engine import make_url
 
 from shared.config import ServiceSettings
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.security.production import weak_password
+from shared.security.roles import ServiceRole
 
 
 class UserServiceSettings(ServiceSettings):
@@ -23,3 +25,7 @@ class UserServiceSettings(ServiceSettings):
         if not url.drivername.startswith("sqlite") and weak_password(url.password):
             problems.append("DATABASE_URL has an empty or default password")
         return problems
+
+
+# Its NATS user (scripts/nats_config.py): it records logins.
+ROLE = ServiceRole(consumes=(UserLoggedIn,))
