@@ -26,7 +26,10 @@ def add_to(server: GrpcServer, logic: TokenLogic) -> None:
 async def run(settings: AuthServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        etcd = await app.enter(etcd_client(settings.etcd_endpoint, **settings.etcd_credentials()))
+        username, password = settings.etcd_login()
+        etcd = await app.enter(
+            etcd_client(settings.etcd_endpoint, username=username, password=password)
+        )
         logic = TokenLogic(
             await asyncio.to_thread(settings.signing_key),
             settings.jwt_issuer,

@@ -26,7 +26,10 @@ def add_to(server: GrpcServer, logic: ConfigLogic) -> None:
 async def run(settings: ConfigServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        etcd = await app.enter(etcd_client(settings.etcd_endpoint, **settings.etcd_credentials()))
+        username, password = settings.etcd_login()
+        etcd = await app.enter(
+            etcd_client(settings.etcd_endpoint, username=username, password=password)
+        )
         repository = EtcdConfigRepository(etcd, settings.config_prefix)
         await until_done(lambda: repository.seed(settings.seed_dir), "seeding configuration")
         add_to(app.grpc_server(), ConfigLogic(repository, Schemas.load()))
