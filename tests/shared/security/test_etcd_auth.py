@@ -10,6 +10,7 @@ import aetcd
 import aetcd.exceptions
 import pytest
 
+from shared.registry import EtcdRegistry
 from shared.security.etcd_auth import ensure_password
 from tests.support.etcd import EtcdServer
 
@@ -78,3 +79,24 @@ async def test_without_credentials_nothing_is_readable(etcd: EtcdServer, secured
             await anonymous.put(b"/micro/registry/user_api/x", b"{}")
         with pytest.raises(aetcd.exceptions.ClientError):
             await anonymous.get(b"/micro/registry/")
+
+
+async def test_the_kits_client_logs_in_again_when_etcd_drops_its_token(
+    etcd: EtcdServer, secured: Path
+) -> None:
+    password = ensure_password(secured / "etcd-users", "auth_service")
+    registry = EtcdRegistry(etcd.endpoint, username="auth_service", password=password)
+    client = registry.client
+    try:
+        await client.put(b"/micro/auth/revoked/before", b"1")
+        # The bootstrap sets every password again: etcd drops the users' tokens.
+        await _script().run(secured, etcd.endpoint)
+
+        await client.put(b"/micro/auth/revoked/after", b"1")
+
+        assert client.logins == 1
+        assert await client.get(b"/micro/auth/revoked/after") is not None
+        with pytest.raises(aetcd.exceptions.ClientError, match="permission denied"):
+            await client.put(b"/micro/registry/user_service/node-x", b"{}")
+    finally:
+        await registry.stop()
