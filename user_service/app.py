@@ -30,7 +30,7 @@ def add_to(server: GrpcServer, logic: UserLogic) -> None:
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = db.create_engine(settings.database(), pool_size=settings.database_pool_size)
         app.on_stop(engine.dispose)
         instrument_sqlalchemy(engine, app.runtime.tracing)
         # The seed user (micro/123) is development's convenience: never in production.

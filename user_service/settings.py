@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy.engine import make_url
 
 from shared.config import ServiceSettings
@@ -13,15 +15,26 @@ class UserServiceSettings(ServiceSettings):
     grpc_port: int = 50053
     # mysql+aiomysql://user:pwd@host/db (or mysql+pymysql://…) for MySQL/MariaDB.
     database_url: str = "sqlite+aiosqlite:///.run/users.db"
+    # The database password from a file (a Secret, compose's generated one): it replaces
+    # the password in DATABASE_URL, which then needs none written into it.
+    database_password_file: Path | None = None
     database_pool_size: int = 10
     # Argon2id cost (OWASP's minimum): memory in KiB, iterations, lanes.
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
 
+    def database(self) -> str:
+        """DATABASE_URL with the password of DATABASE_PASSWORD_FILE, when that is set."""
+        if self.database_password_file is None:
+            return self.database_url
+        password = self.database_password_file.read_text().strip()
+        url = make_url(self.database_url).set(password=password)
+        return url.render_as_string(hide_password=False)
+
     def production_problems(self) -> list[str]:
         problems = super().production_problems()
-        url = make_url(self.database_url)
+        url = make_url(self.database())
         if not url.drivername.startswith("sqlite") and weak_password(url.password):
             problems.append("DATABASE_URL has an empty or default password")
         return problems

@@ -4,6 +4,7 @@
     python -m shared.security.provision nats <dir> [--port P] [--host H] [--store-dir S]
     python -m shared.security.provision etcd <dir> <endpoint>
     python -m shared.security.provision wait-etcd <dir>
+    python -m shared.security.provision files <dir> [--host H] [--store-dir S]
 
 Services are the packages of the current directory (shared.security.roles), so a new
 service gets its certificate, NATS user and etcd user from the start. Everything is
@@ -14,6 +15,8 @@ created once and reused: running a step again changes nothing but etcd's grants.
 - nats: seeds under <dir>/nats-users/<name>.nk and <dir>/nats.conf admitting them.
 - etcd: passwords under <dir>/etcd-users/<name>.password, auth turned on (waiting for
   etcd to answer), then <dir>/etcd-users/.auth-on; `wait-etcd` returns once that exists.
+- files: certs, nats, and a database password in <dir>/database.password (compose's
+  one-shot `secrets` step: what exists before anything starts).
 """
 
 from __future__ import annotations
@@ -111,6 +114,11 @@ def wait_for_etcd_auth(directory: Path, timeout_s: float = WAIT_S) -> None:
         time.sleep(0.1)  # a one-shot CLI step before the service starts: no loop to block
 
 
+def database_password(directory: Path) -> Path:
+    ensure_password(directory, "database")
+    return directory / "database.password"
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.security.provision")
     steps = parser.add_subparsers(dest="step", required=True)
@@ -126,6 +134,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     etcd = steps.add_parser("etcd")
     etcd.add_argument("dir", type=Path)
     etcd.add_argument("endpoint")
+    files = steps.add_parser("files")
+    files.add_argument("dir", type=Path)
+    files.add_argument("--trust-domain", default="micro.local")
+    files.add_argument("--port", type=int, default=4222)
+    files.add_argument("--host", default="127.0.0.1")
+    files.add_argument("--store-dir", type=Path)
     wait = steps.add_parser("wait-etcd")
     wait.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
@@ -134,6 +148,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         certificates(args.dir, args.trust_domain, services, args.operator)
     elif args.step == "nats":
         print(nats_config(args.dir, args.port, host=args.host, store_dir=args.store_dir))
+    elif args.step == "files":
+        certificates(args.dir / "tls", args.trust_domain, list(discover(Path.cwd())))
+        nats_config(args.dir, args.port, host=args.host, store_dir=args.store_dir)
+        database_password(args.dir)
     elif args.step == "etcd":
         asyncio.run(etcd_auth(args.dir, args.endpoint, etcd_roles()))
     else:
