@@ -49,6 +49,7 @@ from tests.support.compose import (
     interpolate,
     load_compose,
     load_sql,
+    one_shots,
     module_path,
     port_mappings,
     python_module,
@@ -178,6 +179,36 @@ def test_every_service_of_the_project_runs_its_own_entry_point(
         assert module_path(module).is_file(), f"{name}: no {module_path(module)}"
 
 
+def test_secrets_are_made_once_before_what_needs_them(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    every = services(compose)
+    steps = one_shots(compose)
+    assert set(steps) == {"secrets", "etcd-auth"}
+    for name, spec in steps.items():
+        argv = command(spec)
+        assert argv[:3] == ["python", "-m", "shared.security.provision"], name
+        assert module_path(argv[2]).is_file()
+        assert volume_mounts(spec)["/secrets"] == "secrets", name
+    assert depends_on(every["etcd-auth"]) == {
+        "secrets": "service_completed_successfully",
+        "etcd": "service_healthy",
+    }
+    for name in ("nats", "mysql"):
+        assert depends_on(every[name])["secrets"] == "service_completed_successfully"
+    assert flag_value(command(every["nats"]), "-c") == "/secrets/nats.conf"
+    for name, spec in apps.items():
+        env = environment(spec)
+        # Each service is its own NATS and etcd user, with its own certificate.
+        assert depends_on(spec)["etcd-auth"] == "service_completed_successfully", name
+        assert env["NATS_NKEY_SEED_FILE"] == f"/secrets/nats-users/{name}.nk"
+        assert env["ETCD_USERNAME"] == name
+        assert env["ETCD_PASSWORD_FILE"] == f"/secrets/etcd-users/{name}.password"
+        assert env["MTLS"] == "true"
+        assert env["TLS_DIR"] == f"/secrets/tls/service/{name}"
+        assert volume_mounts(spec)["/secrets"] == "secrets", name
+
+
 def test_every_variable_a_service_gets_is_a_setting_it_reads(
     apps: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -255,7 +286,10 @@ def test_etcd_nats_mysql_and_jaeger_are_where_the_services_look(
     assert (database.host, database.port) == ("mysql", 3306)
     assert database.database == mysql_env["MARIADB_DATABASE"]
     assert database.username == mysql_env["MARIADB_USER"]
-    assert database.password == mysql_env["MARIADB_PASSWORD"]
+    # No password in the file: both read the one the `secrets` step generated.
+    assert database.password is None
+    password_file = environment(apps["user_service"])["DATABASE_PASSWORD_FILE"]
+    assert password_file == mysql_env["MARIADB_PASSWORD_FILE"]
 
     assert 4317 in exposed_ports(jaeger)
     assert [(p.published, p.target) for p in port_mappings(jaeger)] == [("16686", 16686)]
@@ -322,13 +356,18 @@ def test_every_service_is_health_checked_and_waits_only_on_checked_services(
 ) -> None:
     every = services(compose)
     for name, spec in every.items():
+        if name in one_shots(compose):
+            continue  # a step that ends: its exit status is its health
         check = spec.get("healthcheck") or {}
         assert check.get("test"), f"{name} has no healthcheck"
         assert not check.get("disable"), f"{name} has its healthcheck disabled"
         assert check["test"][0] in ("CMD", "CMD-SHELL"), name
         for dependency, condition in depends_on(spec).items():
             assert dependency in every, f"{name} depends on unknown {dependency}"
-            assert condition in ("service_started", "service_healthy"), (name, dependency)
+            if dependency in one_shots(compose):
+                assert condition == "service_completed_successfully", (name, dependency)
+            else:
+                assert condition in ("service_started", "service_healthy"), (name, dependency)
     assert start_order(compose, every)  # no cycle
 
     for name, spec in apps.items():
@@ -375,16 +414,17 @@ def test_secrets_come_from_the_environment_only() -> None:
 
     for name, spec in services(raw).items():
         for key, value in environment(spec).items():
-            if re.search("SECRET|PASSWORD|TOKEN", key) and key not in (
-                "MARIADB_RANDOM_ROOT_PASSWORD",
-                "JWT_SECRET_FILE",  # a path, where the key is kept on a volume
+            if (
+                re.search("SECRET|PASSWORD|TOKEN", key)
+                and key != "MARIADB_RANDOM_ROOT_PASSWORD"
+                # A path: the secret is kept in a volume.
+                and not key.endswith("_FILE")
             ):
                 assert value.startswith("${"), f"{name} {key} is written into the file"
 
-    custom = load_compose({**USER_ENV, "MYSQL_PASSWORD": "not-the-default"})
-    database = make_url(environment(services(custom)["user_service"])["DATABASE_URL"])
-    assert database.password == "not-the-default"
-    assert environment(services(custom)["mysql"])["MARIADB_PASSWORD"] == "not-the-default"
+    # No default password anywhere in the file (the database's is generated, in a volume).
+    assert "micro}" not in COMPOSE_FILE.read_text()
+    assert "MYSQL_PASSWORD" not in COMPOSE_FILE.read_text()
 
 
 # ------------------------------------------------------------- running it, locally

@@ -155,8 +155,22 @@ def services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def app_services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The services built from this project (the others are third-party images)."""
-    return {name: spec for name, spec in services(compose).items() if "build" in spec}
+    """The services built from this project (the others are third-party images), but for
+    its one-shot steps."""
+    return {
+        name: spec
+        for name, spec in services(compose).items()
+        if "build" in spec and not is_one_shot(spec)
+    }
+
+
+def is_one_shot(spec: Mapping[str, Any]) -> bool:
+    """A step run once to completion (restart "no"), not a service kept running."""
+    return str(spec.get("restart", "")) == "no"
+
+
+def one_shots(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in services(compose).items() if is_one_shot(spec)}
 
 
 def environment(spec: Mapping[str, Any]) -> dict[str, str]:
@@ -292,6 +306,8 @@ class LocalServers:
     endpoints: Mapping[str, str]
     # DATABASE_URL names a user and password of the compose database; locally another one.
     database_url: str
+    # Folders of the containers ("/secrets") → where the local run keeps their files.
+    paths: Mapping[str, str] = field(default_factory=dict)
 
 
 def localise(env: Mapping[str, str], servers: LocalServers) -> dict[str, str]:
@@ -300,7 +316,12 @@ def localise(env: Mapping[str, str], servers: LocalServers) -> dict[str, str]:
     for key, value in env.items():
         if key == "DATABASE_URL":
             value = servers.database_url
+        elif key == "DATABASE_PASSWORD_FILE":
+            continue  # the local database has its own URL, password included
         else:
+            for container_path, local_path in servers.paths.items():
+                if value.startswith(container_path + "/"):
+                    value = local_path + value[len(container_path) :]
             for compose_endpoint, local_endpoint in servers.endpoints.items():
                 value = value.replace(compose_endpoint, local_endpoint)
         if key.endswith("_HOST") and value in WILDCARD_HOSTS:
