@@ -49,23 +49,24 @@ from tests.support.compose import (
     interpolate,
     load_compose,
     load_sql,
-    one_shots,
     module_path,
+    one_shots,
     port_mappings,
     python_module,
     raw_compose,
+    run_one_shot,
     services,
     start_order,
     volume_mounts,
 )
 from tests.support.etcd import EtcdServer
 from tests.support.http import login
-from tests.support.nats import NatsServer, nats_server
+from tests.support.nats import NatsServer
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.ports import wait_for_port
 from tests.support.services import TEST_SECRET
 
-__all__ = ["nats_server", "otlp_receiver"]  # fixtures used below
+__all__ = ["otlp_receiver"]  # fixtures used below
 
 # What a user may put in .env before `docker compose up` (nothing is required).
 USER_ENV = {"JWT_SECRET": TEST_SECRET}
@@ -438,21 +439,41 @@ def database(mariadb_database: str) -> str:
 
 
 @pytest.fixture
+async def nats_server(compose: dict[str, Any], tmp_path: Path) -> AsyncIterator[NatsServer]:
+    """NATS as compose runs it: with the users the `secrets` step generated."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    servers = LocalServers(endpoints={}, database_url="", paths={"/secrets": str(secrets)})
+    run_one_shot("secrets", services(compose)["secrets"], servers, tmp_path / "secrets.log")
+    server = NatsServer(tmp_path / "nats", config=secrets / "nats.conf")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
 def local_servers(
     compose: dict[str, Any],
     etcd: EtcdServer,
     nats_server: NatsServer,
     otlp_receiver: OtlpReceiver,
     database: str,
+    tmp_path: Path,
 ) -> LocalServers:
-    return LocalServers(
+    servers = LocalServers(
         endpoints={
             "etcd:2379": etcd.endpoint,
             "nats:4222": f"127.0.0.1:{nats_server.port}",
             "jaeger:4317": f"127.0.0.1:{otlp_receiver.port}",
         },
         database_url=database,
+        paths={"/secrets": str(tmp_path / "secrets")},
     )
+    # etcd's auth on, as the `etcd-auth` step does before the services start.
+    run_one_shot("etcd-auth", services(compose)["etcd-auth"], servers, tmp_path / "etcd-auth.log")
+    return servers
 
 
 @pytest.fixture
@@ -476,6 +497,12 @@ async def api(local_compose: LocalCompose) -> AsyncIterator[httpx.AsyncClient]:
     base_url = f"http://127.0.0.1:{replica.env['HTTP_PORT']}"
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         yield http
+
+
+def as_user(name: str, system: LocalCompose) -> tuple[str, str]:
+    """The etcd login of `name` in the local run (etcd's auth is on)."""
+    env = system.replicas[name][0].env
+    return name, Path(env["ETCD_PASSWORD_FILE"]).read_text().strip()
 
 
 async def handled_ok(metrics_port: str, method: str) -> int:
@@ -516,7 +543,8 @@ async def test_the_readme_login_works_on_the_compose_services_scaled_out(
         assert (await login(api)).status_code == 200
 
     # Each replica registered the address and the port compose gives it...
-    registry = EtcdRegistry(etcd.endpoint)
+    username, password = as_user("user_api", local_compose)
+    registry = EtcdRegistry(etcd.endpoint, username=username, password=password)
     try:
         for service, count in README_SCALE.items():
             nodes = await registry.get(service)

@@ -111,6 +111,8 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
     """An aetcd client whose channel spans every member of the cluster."""
 
     metadata: tuple[tuple[str, str], ...] | None
+    _username: str | None
+    _password: str | None
 
     def __init__(self, endpoints: list[tuple[str, int]], **kwargs: object) -> None:
         host, port = endpoints[0]
@@ -128,10 +130,27 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
             # aetcd dials f"{host}:{port}": split the cluster's target at its last colon.
             self._host, _, port = (await self._target()).rpartition(":")
             self._port = int(port)
-        await super().connect()
+        try:
+            await super().connect()
+        except _UNREACHABLE:
+            if self._username is None:
+                raise
+            await self._connect_without_login()
         metadata: tuple[tuple[str, str], ...] = self.metadata or ()
         if _REQUIRE_LEADER not in metadata:
             self.metadata = (*metadata, _REQUIRE_LEADER)
+
+    async def _connect_without_login(self) -> None:
+        """etcd is down: connect as aetcd does without credentials, so that the caller
+        keeps trying as it would without auth; the first call refused logs in."""
+        if self.channel is not None:
+            await self.channel.close()
+        login = self._username, self._password
+        self._username = self._password = None
+        try:
+            await super().connect()
+        finally:
+            self._username, self._password = login
 
     async def reauthenticate(self, stale: tuple[tuple[str, str], ...] | None) -> None:
         """A new token, unless another call already replaced `stale` with one."""
@@ -176,8 +195,9 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
         return f"{host}:{port}"
 
 
-# etcd's answers to a token it no longer accepts.
-_STALE_TOKEN = ("invalid auth token", "auth store is old")
+# etcd's answers to a token it no longer accepts (or none, after connecting while down).
+_STALE_TOKEN = ("invalid auth token", "auth store is old", "user name is empty")
+_UNREACHABLE = (aetcd.exceptions.ConnectionFailedError, aetcd.exceptions.ConnectionTimeoutError)
 # The unary calls that log in again once on a stale token.
 _RELOGGED = (
     "get",

@@ -374,6 +374,25 @@ def _base_env() -> dict[str, str]:
     return {key: os.environ[key] for key in keep if key in os.environ}
 
 
+def run_one_shot(name: str, spec: Mapping[str, Any], servers: LocalServers, log: Path) -> None:
+    """Run a one-shot step here, to completion, as compose runs it before its dependents:
+    container paths and compose endpoints in its command are the local ones."""
+    integration.require(name)
+    argv = []
+    for arg in command(spec):
+        for container_path, local_path in servers.paths.items():
+            if arg == container_path or arg.startswith(container_path + "/"):
+                arg = local_path + arg[len(container_path) :]
+        for compose_endpoint, local_endpoint in servers.endpoints.items():
+            arg = arg.replace(compose_endpoint, local_endpoint)
+        argv.append(arg)
+    with log.open("ab") as output:
+        done = subprocess.run(
+            _local_argv(argv), cwd=ROOT, env=_base_env(), stdout=output, stderr=output, timeout=90
+        )
+    assert done.returncode == 0, f"{name} failed:\n{log.read_text()[-3000:]}"
+
+
 @dataclass
 class Replica:
     service: str
