@@ -19,7 +19,7 @@ __all__ = ["ComposeError", "ComposeService", "add_service", "next_port"]
 _TOP_LEVEL = re.compile(r"^[^\s#]")
 _SERVICES = re.compile(r"^services:[ \t]*(#.*)?$")
 # What a kit service waits for, when the file has it: the registry first.
-_DEPENDENCIES = ("etcd", "nats", "jaeger", "config_service")
+_DEPENDENCIES = ("etcd-auth", "etcd", "nats", "jaeger", "config_service")
 
 
 class ComposeError(ValueError):
@@ -86,6 +86,8 @@ def _render(text: str, services: dict[str, Any], service: ComposeService, snippe
         http_port=service.http_port,
         anchors=anchors,
         depends_on=depends_on,
+        # The file's one-shot `secrets` step made its certificate and NATS and etcd users.
+        secrets="secrets" in services,
     )
 
 

@@ -34,10 +34,16 @@ def procfile_has(text: str, name: str) -> bool:
     return any(line.split(":", 1)[0].strip() == name for line in text.splitlines())
 
 
+CREDENTIALS = "scripts/credentials"
+
+
 def add_procfile_line(text: str, name: str) -> str:
-    """Honcho starts every line of the Procfile: `make run` then runs the service too."""
+    """Honcho starts every line of the Procfile: `make run` then runs the service too, as
+    its own NATS and etcd user when the Procfile starts the others that way."""
     if text and not text.endswith("\n"):
         text += "\n"
+    if CREDENTIALS in text:
+        return f"{text}{name}: exec {CREDENTIALS} {name} python -m {name}\n"
     return f"{text}{name}: python -m {name}\n"
 
 

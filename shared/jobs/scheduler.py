@@ -54,10 +54,17 @@ class Scheduler:
         clock: Clock | None = None,
         tracing: Tracing | None = None,
         metrics: JobMetrics | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.service = service
         self._owns_client = isinstance(etcd, str)
-        self._client = etcd_client(etcd) if isinstance(etcd, str) else etcd
+        # With etcd's auth on: the service's own user (its role grants <prefix>/<service>/).
+        self._client = (
+            etcd_client(etcd, username=username, password=password)
+            if isinstance(etcd, str)
+            else etcd
+        )
         self._ttl_s = ttl_s
         self._stop_timeout_s = stop_timeout_s
         self._call_timeout_s = call_timeout_s

@@ -214,12 +214,15 @@ _RELOGGED = (
     "refresh_lease",
     "get_lease_info",
     "status",
+    "watch",  # its creation: a stream that breaks later is reopened by its owner
+    "watch_once",
 )
 
 
 def _relogging(call: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
     @functools.wraps(call)
     async def relogged(self: ClusterClient, *args: Any, **kwargs: Any) -> Any:
+        await self.connect()  # so that `stale` is the token this call is sent with
         stale = self.metadata
         try:
             return await call(self, *args, **kwargs)

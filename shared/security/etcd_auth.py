@@ -49,12 +49,15 @@ def service_role(
     *,
     registry_prefix: str = "/micro/registry",
     config_prefix: str = "/micro/config/",
+    jobs_prefix: str = "/micro/jobs",
     extra: Iterable[Grant] = (),
 ) -> EtcdRole:
     return EtcdRole(
         name,
         (
             Grant(service_prefix(registry_prefix, name), write=True),
+            # Its scheduled jobs' leader election and ledger (shared.jobs).
+            Grant(f"{jobs_prefix.rstrip('/')}/{name}/", write=True),
             Grant(f"{registry_prefix.rstrip('/')}/"),
             Grant(f"{config_prefix}{name}", prefix=False),
             *extra,

@@ -208,3 +208,9 @@ def test_the_procfile_starts_the_new_service() -> None:
     assert text == "api: python -m api\norder: python -m order\n"
     assert procfile_has(text, "order")
     assert not procfile_has(text, "orders")
+
+
+def test_the_new_service_starts_as_its_own_user_where_the_others_do() -> None:
+    text = add_procfile_line("api: exec scripts/credentials api python -m api\n", "order")
+
+    assert text.splitlines()[-1] == "order: exec scripts/credentials order python -m order"
