@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -48,7 +50,7 @@ class NodeHealth:
 
 async def list_services(target: Target) -> dict[str, list[ServiceNode]]:
     """Every registered node, by service name, read once from etcd."""
-    registry = EtcdRegistry(target.etcd, prefix=target.prefix, call_timeout_s=target.timeout_s)
+    registry = _registry(target)
     try:
         async with asyncio.timeout(target.timeout_s):
             listing = await registry.client.get_prefix(f"{target.prefix.rstrip('/')}/".encode())
@@ -109,9 +111,32 @@ def _document(snapshot: config_pb2.ConfigSnapshot) -> dict[str, Any]:
     return document
 
 
+def etcd_login() -> tuple[str | None, str | None]:
+    """The operator's etcd login: ETCD_USERNAME and ETCD_PASSWORD_FILE, else next to a
+    `make run` (etcd's auth on) its root user from <RUN_DIR>/etcd-users; else none."""
+    username, password_file = os.environ.get("ETCD_USERNAME"), os.environ.get("ETCD_PASSWORD_FILE")
+    if not username:
+        username = "root"
+        password_file = str(Path(os.environ.get("RUN_DIR", ".run")) / "etcd-users/root.password")
+    if password_file is None or not Path(password_file).is_file():
+        return None, None
+    return username, Path(password_file).read_text().strip()
+
+
+def _registry(target: Target) -> EtcdRegistry:
+    username, password = etcd_login()
+    return EtcdRegistry(
+        target.etcd,
+        prefix=target.prefix,
+        call_timeout_s=target.timeout_s,
+        username=username,
+        password=password,
+    )
+
+
 @contextlib.asynccontextmanager
 async def _client(target: Target) -> AsyncIterator[Client]:
-    registry = EtcdRegistry(target.etcd, prefix=target.prefix, call_timeout_s=target.timeout_s)
+    registry = _registry(target)
     selector = Selector(registry)
     client = Client(selector, Breakers(), default_timeout_s=target.timeout_s)
     try:

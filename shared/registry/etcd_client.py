@@ -136,6 +136,11 @@ class ClusterClient(aetcd.Client):  # type: ignore[misc]  # aetcd ships no types
             if self._username is None:
                 raise
             await self._connect_without_login()
+        except aetcd.exceptions.PreconditionFailedError as error:
+            if "not enabled" not in str(error):
+                raise
+            # "authentication is not enabled": an etcd without auth serves everyone.
+            await self._connect_without_login()
         metadata: tuple[tuple[str, str], ...] = self.metadata or ()
         if _REQUIRE_LEADER not in metadata:
             self.metadata = (*metadata, _REQUIRE_LEADER)

@@ -100,3 +100,12 @@ async def test_the_kits_client_logs_in_again_when_etcd_drops_its_token(
             await client.put(b"/micro/registry/user_service/node-x", b"{}")
     finally:
         await registry.stop()
+
+
+async def test_a_login_on_an_etcd_without_auth_is_no_error(etcd: EtcdServer) -> None:
+    registry = EtcdRegistry(etcd.endpoint, username="user_service", password="unused")
+    try:
+        await registry.client.put(b"/micro/registry/user_service/node-1", b"{}")
+        assert await registry.client.get(b"/micro/registry/user_service/node-1") is not None
+    finally:
+        await registry.stop()
