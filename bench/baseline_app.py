@@ -18,14 +18,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aetcd  # noqa: E402
-import grpc  # noqa: E402
-import uvicorn  # noqa: E402
-from fastapi import FastAPI, Request  # noqa: E402
-from fastapi.responses import JSONResponse  # noqa: E402
+import aetcd
+import grpc
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
-from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc  # noqa: E402
-from shared.proto.user.v1 import user_pb2, user_pb2_grpc  # noqa: E402
+from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
+from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 
 REGISTRY = "/micro/registry"
 

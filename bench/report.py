@@ -68,6 +68,7 @@ def print_table(results: dict[str, Any]) -> None:
     print("CPU ms per /user/me (sqlite, c64): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
     m = results["machine"]
     print(
-        f"machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}, grpcio {m['grpcio']}, "
-        f"load average before {results['machine_before']['load_average']}, after {m['load_average']}"
+        f"machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}, "
+        f"grpcio {m['grpcio']}, load average before "
+        f"{results['machine_before']['load_average']}, after {m['load_average']}"
     )

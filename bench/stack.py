@@ -111,8 +111,16 @@ class Stack:
         )
         self._spawn(
             "nats",
-            [str(BIN / "nats-server"), "-a", "127.0.0.1", "-p", str(self.nats_port), "-js"]
-            + ["-sd", str(self.run_dir / "nats")],
+            [
+                str(BIN / "nats-server"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-js",
+                "-sd",
+                str(self.run_dir / "nats"),
+            ],
         )
         wait_for_port(self.etcd_port)
         wait_for_port(self.nats_port)
@@ -122,9 +130,18 @@ class Stack:
         wait_ready(f"{self.kit_url}/readyz")
         self._spawn(
             "baseline",
-            [sys.executable, str(ROOT / "bench" / "baseline_app.py"), "--etcd"]
-            + [self.etcd_endpoint, "--port", str(self.baseline_port)]
-            + ["--loop", "uvloop", "--http", "httptools"],
+            [
+                sys.executable,
+                str(ROOT / "bench" / "baseline_app.py"),
+                "--etcd",
+                self.etcd_endpoint,
+                "--port",
+                str(self.baseline_port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
             env,
         )
         wait_for_port(self.baseline_port)
