@@ -6,7 +6,7 @@ import asyncio
 
 from auth_service.handlers import AuthHandlers
 from auth_service.logic import TokenLogic
-from auth_service.repository import EtcdRevocationStore
+from auth_service.revocations import WatchedRevocations
 from auth_service.settings import AuthServiceSettings
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
 from shared.registry import etcd_client
@@ -17,11 +17,15 @@ async def run(settings: AuthServiceSettings) -> None:
     async with Runtime.open(settings) as runtime:
         settings = runtime.settings
         async with etcd_client(settings.etcd_endpoint) as etcd:
+            revoked = WatchedRevocations(
+                etcd, settings.revocation_prefix, staleness_s=settings.revocation_staleness_s
+            )
+            await revoked.start()
             logic = TokenLogic(
                 await asyncio.to_thread(settings.signing_key),
                 settings.jwt_issuer,
                 settings.token_ttl_s,
-                EtcdRevocationStore(etcd, settings.revocation_prefix),
+                revoked,
                 runtime.broker,
             )
             server = runtime.grpc_server()
@@ -30,4 +34,7 @@ async def run(settings: AuthServiceSettings) -> None:
                 AuthHandlers(logic),
                 auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
             )
-            await serve(server)
+            try:
+                await serve(server)
+            finally:
+                await revoked.close()

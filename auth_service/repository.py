@@ -34,7 +34,9 @@ class EtcdRevocationStore:
         try:
             async with asyncio.timeout(self._timeout_s):
                 lease = await self._client.lease(ttl)
-                await self._client.put(self._key(token_id), b"1", lease=lease)
+                # The value is the expiry: replicas holding the set in memory drop it then.
+                value = str(int(expires_at)).encode()
+                await self._client.put(self._key(token_id), value, lease=lease)
         except _ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
