@@ -22,7 +22,8 @@ class LoginForm(BaseModel):
     pwd: str = Field(min_length=1, max_length=1024)
 
 
-def _logic(request: Request) -> AccountLogic:
+# Async dependencies: FastAPI runs a sync one in anyio's thread pool, a thread hop per request.
+async def _logic(request: Request) -> AccountLogic:
     logic: AccountLogic = request.app.state.logic
     return logic
 
@@ -30,7 +31,7 @@ def _logic(request: Request) -> AccountLogic:
 Logic = Annotated[AccountLogic, Depends(_logic)]
 
 
-def bearer_token(request: Request) -> str:
+async def bearer_token(request: Request) -> str:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ServiceError(Reason.UNAUTHENTICATED, "missing bearer token")

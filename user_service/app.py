@@ -9,6 +9,7 @@ from shared.broker.events import USER_LOGGED_IN
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.retry import until_done
 from shared.runtime import Runtime, serve
+from shared.sqlite_reads import SqliteReads
 from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
@@ -21,6 +22,7 @@ async def run(settings: UserServiceSettings) -> None:
         settings = runtime.settings
         engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
         instrument_sqlalchemy(engine, runtime.tracing)
+        reads: SqliteReads | None = None
         try:
             await until_done(lambda: ensure_schema(engine), "preparing the database")
             hasher = PasswordHasher(
@@ -28,7 +30,8 @@ async def run(settings: UserServiceSettings) -> None:
                 memory_cost=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
             )
-            logic = UserLogic(UserRepository(db.session_factory(engine)), hasher)
+            reads = SqliteReads.for_url(settings.database_url)
+            logic = UserLogic(UserRepository(db.session_factory(engine), reads), hasher)
             await runtime.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
             server = runtime.grpc_server()
             server.add_service(
@@ -38,4 +41,6 @@ async def run(settings: UserServiceSettings) -> None:
             )
             await serve(server)
         finally:
+            if reads is not None:
+                reads.close()
             await engine.dispose()

@@ -6,12 +6,15 @@ import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import BigInteger, DateTime, Integer, String, func, or_, select, text, update
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from shared.sqlite_reads import SqliteReads
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
@@ -75,16 +78,40 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _from_columns(row: tuple[Any, ...]) -> StoredUser:
+    user_id, name, password_hash, created, last_login = row
+    return StoredUser(
+        id=user_id,
+        name=name,
+        password_hash=password_hash,
+        created_at=_aware(datetime.fromisoformat(created)),
+        last_login_at=_aware(datetime.fromisoformat(last_login)) if last_login else None,
+    )
+
+
+_COLUMNS = 'SELECT user_id, user_name, pwd, created_time, last_login_time FROM "user" WHERE '
+
+
 class UserRepository:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], reads: SqliteReads | None = None
+    ) -> None:
         self._sessions = sessions
+        # On SQLite, point reads skip aiosqlite's thread (see shared/sqlite_reads.py).
+        self._reads = reads
 
     async def by_name(self, name: str) -> StoredUser | None:
+        if self._reads is not None:
+            row = self._reads.one(_COLUMNS + "user_name = ?", (name,))
+            return _from_columns(row) if row else None
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
             return _stored(row) if row else None
 
     async def by_id(self, user_id: int) -> StoredUser | None:
+        if self._reads is not None:
+            row = self._reads.one(_COLUMNS + "user_id = ?", (user_id,))
+            return _from_columns(row) if row else None
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
             return _stored(row) if row else None
