@@ -129,7 +129,7 @@ class WatchedRevocations:
                 async with asyncio.timeout(self._staleness_s):
                     newest = await self._newest_revision()
                     async with self._seen:
-                        await self._seen.wait_for(lambda: self._seen_revision >= newest)
+                        await self._seen.wait_for(lambda n=newest: self._seen_revision >= n)
                 self._current_as_of = max(self._current_as_of, asked_at)
             except (*_ETCD_ERRORS, TimeoutError) as error:
                 log.debug("revocations not proved current: %r", error)

@@ -118,22 +118,30 @@ def login_rounds(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def env(args: argparse.Namespace) -> dict[str, str]:
+    """Extra environment of the services: `--env NAME=value` (e.g. MICRO_EVENT_LOOP=asyncio)."""
+    return dict(item.split("=", 1) for item in args.env)
+
+
 def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
-    stack = Stack(run_dir / "sqlite", f"sqlite+aiosqlite:///{run_dir / 'sqlite' / 'users.db'}")
+    url = f"sqlite+aiosqlite:///{run_dir / 'sqlite' / 'users.db'}"
+    stack = Stack(run_dir / "sqlite", url, env(args))
     try:
         stack.start()
         token = token_for(stack)
         rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
         me = me_rounds(stack, token, args)
-        login = login_rounds(stack, args)
-        soak = wrk(
-            stack.kit_url + "/user/me",
-            "me.lua",
-            connections=64,
-            seconds=args.soak_seconds,
-            token=token,
-        )
-        soak["seconds"] = args.soak_seconds
+        login = None if args.no_login else login_rounds(stack, args)
+        soak = None
+        if args.soak_seconds > 0:
+            soak = wrk(
+                stack.kit_url + "/user/me",
+                "me.lua",
+                connections=64,
+                seconds=args.soak_seconds,
+                token=token,
+            )
+            soak["seconds"] = args.soak_seconds
         return {"me": me, "login": login, "idle_rss_mb": rss, "soak_c64": soak}
     finally:
         stack.stop()
@@ -145,7 +153,7 @@ def mariadb_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     name = f"bench_{uuid.uuid4().hex[:8]}"
     admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
     admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    stack = Stack(run_dir / "mariadb", MARIADB + name)
+    stack = Stack(run_dir / "mariadb", MARIADB + name, env(args))
     try:
         stack.start()
         token = token_for(stack)
@@ -162,6 +170,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--soak-seconds", type=float, default=60)
     parser.add_argument("--no-mariadb", action="store_true")
+    parser.add_argument("--no-login", action="store_true")
+    parser.add_argument("--env", action="append", default=[], help="NAME=value for services")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hot_path.json")
     args = parser.parse_args()
     started = time.time()

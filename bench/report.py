@@ -50,18 +50,19 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{'  errors (kit, baseline)':<34}{kit['errors']:10d}{base['errors']:10d}")
     sqlite = results["sqlite"]
     login = sqlite["login"]
-    print(
-        _row(
-            "POST /user/login vs hash rate",
-            login["login_rps"],
-            login["hash_per_s"],
-            "/s",
-            ">=0.90x",
+    if login:
+        print(
+            _row(
+                "POST /user/login vs hash rate",
+                login["login_rps"],
+                login["hash_per_s"],
+                "/s",
+                ">=0.90x",
+            )
         )
-    )
     for name, mb in sqlite["idle_rss_mb"].items():
         print(_row(f"idle RSS {name}", mb, None, "MB", "<=80"))
-    soak = sqlite["soak_c64"]
+    soak = sqlite["soak_c64"] or {"seconds": 0, "rps": 0.0, "errors": 0}
     print(_row(f"soak c64 {soak['seconds']:.0f}s req/s", soak["rps"], None, "req/s", ""))
     print(f"{'  soak errors':<34}{soak['errors']:10d}{'':10}  {'':6}  {'':6} 0")
     cpu = sqlite["me"]["cpu_ms_per_request"]

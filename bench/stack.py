@@ -52,7 +52,8 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 class Stack:
-    def __init__(self, run_dir: Path, database_url: str) -> None:
+    def __init__(self, run_dir: Path, database_url: str, extra_env: dict[str, str]) -> None:
+        self.extra_env = extra_env
         self.run_dir = run_dir
         self.database_url = database_url
         self.etcd_port, self.peer_port, self.nats_port = free_port(), free_port(), free_port()
@@ -89,6 +90,7 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "OTEL_SDK_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
+            **self.extra_env,
         }
 
     def start(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -33,10 +34,14 @@ def main(settings_cls: type[S], run: Callable[[S], Awaitable[None]]) -> None:
 def run_loop(main: Coroutine[Any, Any, None]) -> None:
     """Run `main` on uvloop where it is installed (less CPU per request and per RPC; grpc.aio
     and uvicorn both run on it), else on asyncio's own loop."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; stay runnable without it
-        asyncio.run(main)
-        return
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(main)
+    # MICRO_EVENT_LOOP=asyncio runs asyncio's own loop (to compare, or to rule uvloop out).
+    if os.environ.get("MICRO_EVENT_LOOP") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - a dependency; stay runnable without it
+            pass
+        else:
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                runner.run(main)
+            return
+    asyncio.run(main)

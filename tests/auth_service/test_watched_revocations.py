@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
@@ -12,6 +11,7 @@ from auth_service.revocations import WatchedRevocations
 from shared.errors import Reason, ServiceError
 from shared.registry import etcd_client
 from tests.support.etcd import EtcdServer
+from tests.support.eventually import eventually
 
 pytestmark = pytest.mark.integration
 PREFIX = "/micro/auth/revoked/"
@@ -20,9 +20,14 @@ STALENESS_S = 1.0
 
 async def _current(store: WatchedRevocations, timeout: float = 10.0) -> None:
     """Wait until the store has proved itself current (it offers no event for it)."""
-    async with asyncio.timeout(timeout):
-        while not store.current:
-            await asyncio.sleep(0.01)
+    await eventually(_value(lambda: store.current), bool, timeout=timeout, interval=0.01)
+
+
+def _value(read: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        return read()
+
+    return probe
 
 
 @pytest.fixture
@@ -50,9 +55,8 @@ async def test_a_revocation_on_one_replica_is_refused_by_the_other_within_a_seco
     await one.revoke("t1", expires_at)
     revoked_at = time.monotonic()
     assert await one.is_revoked("t1")
-    while not await two.is_revoked("t1"):
-        assert time.monotonic() - revoked_at < 1.0, "the other replica still accepts it"
-        await asyncio.sleep(0.005)
+    await eventually(lambda: two.is_revoked("t1"), bool, timeout=1.0, interval=0.005)
+    assert time.monotonic() - revoked_at < 1.0
     assert not await two.is_revoked("another token")
 
 
@@ -75,8 +79,7 @@ async def test_without_etcd_revocation_fails_and_validation_fails_closed_after_t
 ) -> None:
     one, two = replicas
     await one.revoke("before", int(time.time()) + 60)
-    while not await two.is_revoked("before"):
-        await asyncio.sleep(0.005)
+    await eventually(lambda: two.is_revoked("before"), bool, timeout=1.0, interval=0.005)
     etcd.stop()
     lost_at = time.monotonic()
 
@@ -87,9 +90,8 @@ async def test_without_etcd_revocation_fails_and_validation_fails_closed_after_t
     assert caught.value.reason is Reason.UNAVAILABLE
 
     # Once the set has not been proved current for the bound, no token is accepted.
-    while two.current:
-        assert time.monotonic() - lost_at <= STALENESS_S + 0.5
-        await asyncio.sleep(0.01)
+    await eventually(_value(lambda: two.current), lambda c: not c, timeout=STALENESS_S + 0.5)
+    assert time.monotonic() - lost_at <= STALENESS_S + 0.5
     for store in (one, two):
         assert await store.is_revoked("before")  # refusing a known revocation stays safe
         for token_id in ("during", "never-revoked"):
@@ -103,8 +105,5 @@ async def test_revocations_past_their_token_expiry_are_dropped(
 ) -> None:
     one, two = replicas
     await one.revoke("short", int(time.time()) + 1)
-    while not await two.is_revoked("short"):
-        await asyncio.sleep(0.005)
-    async with asyncio.timeout(5):
-        while await two.is_revoked("short"):
-            await asyncio.sleep(0.05)
+    await eventually(lambda: two.is_revoked("short"), bool, timeout=1.0, interval=0.005)
+    await eventually(lambda: two.is_revoked("short"), lambda r: not r, timeout=5.0)
