@@ -171,13 +171,15 @@ def main() -> None:
     parser.add_argument("--soak-seconds", type=float, default=60)
     parser.add_argument("--no-mariadb", action="store_true")
     parser.add_argument("--no-login", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for services")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hot_path.json")
     args = parser.parse_args()
     started = time.time()
     results: dict[str, Any] = {"machine_before": machine()}
     with tempfile.TemporaryDirectory(prefix="bench-hot-path-") as tmp:
-        results["sqlite"] = sqlite_phase(args, Path(tmp))
+        if not args.no_sqlite:
+            results["sqlite"] = sqlite_phase(args, Path(tmp))
         if not args.no_mariadb:
             results["mariadb"] = mariadb_phase(args, Path(tmp))
     results["machine"] = machine()

@@ -37,6 +37,12 @@ def _row(name: str, ours: float, theirs: float | None, unit: str, target: str) -
 
 
 def print_table(results: dict[str, Any]) -> None:
+    m = results["machine"]
+    print(
+        f"machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}, "
+        f"grpcio {m['grpcio']}, load average before "
+        f"{results['machine_before']['load_average']}, after {m['load_average']}"
+    )
     print(f"{'':<34}{'kit':>10}{'baseline':>10}  {'ratio':>6}  {'unit':<6} target")
     for db in ("sqlite", "mariadb"):
         if db not in results:
@@ -48,7 +54,9 @@ def print_table(results: dict[str, Any]) -> None:
             _row(f"GET /user/me p99 c8 ({db})", kit["p99_ms_c8"], base["p99_ms_c8"], "ms", "<=10")
         )
         print(f"{'  errors (kit, baseline)':<34}{kit['errors']:10d}{base['errors']:10d}")
-    sqlite = results["sqlite"]
+    sqlite = results.get("sqlite")
+    if sqlite is None:
+        return
     login = sqlite["login"]
     if login:
         print(
@@ -67,9 +75,3 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"{'  soak errors':<34}{soak['errors']:10d}{'':10}  {'':6}  {'':6} 0")
     cpu = sqlite["me"]["cpu_ms_per_request"]
     print("CPU ms per /user/me (sqlite, c64): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
-    m = results["machine"]
-    print(
-        f"machine: {m['cores']} cores, {m['cpu_model']}, Python {m['python']}, "
-        f"grpcio {m['grpcio']}, load average before "
-        f"{results['machine_before']['load_average']}, after {m['load_average']}"
-    )

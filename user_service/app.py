@@ -11,6 +11,7 @@ from shared.retry import until_done
 from shared.runtime import Runtime, serve
 from shared.sqlite_reads import SqliteReads
 from shared.tracing import instrument_sqlalchemy
+from user_service.cache import UserCache
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import UserRepository, ensure_schema
@@ -31,7 +32,9 @@ async def run(settings: UserServiceSettings) -> None:
                 parallelism=settings.argon2_parallelism,
             )
             reads = SqliteReads.for_url(settings.database_url)
-            logic = UserLogic(UserRepository(db.session_factory(engine), reads), hasher)
+            cache = UserCache(ttl_s=settings.user_cache_ttl_s)
+            users = UserRepository(db.session_factory(engine), reads, cache)
+            logic = UserLogic(users, hasher)
             await runtime.subscribe(USER_LOGGED_IN, LoginEvents(logic).on_logged_in)
             server = runtime.grpc_server()
             server.add_service(

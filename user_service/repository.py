@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.sqlite_reads import SqliteReads
+from user_service.cache import UserCache
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
@@ -94,9 +95,13 @@ _COLUMNS = 'SELECT user_id, user_name, pwd, created_time, last_login_time FROM "
 
 class UserRepository:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], reads: SqliteReads | None = None
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: SqliteReads | None = None,
+        cache: UserCache | None = None,
     ) -> None:
         self._sessions = sessions
+        self._cache = cache or UserCache(ttl_s=0)
         # On SQLite, point reads skip aiosqlite's thread (see shared/sqlite_reads.py).
         self._reads = reads
 
@@ -109,9 +114,17 @@ class UserRepository:
             return _stored(row) if row else None
 
     async def by_id(self, user_id: int) -> StoredUser | None:
+        if (cached := self._cache.get(user_id)) is not None:
+            return cached
+        found = await self._by_id(user_id)
+        if found is not None:
+            self._cache.put(found)
+        return found
+
+    async def _by_id(self, user_id: int) -> StoredUser | None:
         if self._reads is not None:
-            row = self._reads.one(_COLUMNS + "user_id = ?", (user_id,))
-            return _from_columns(row) if row else None
+            columns = self._reads.one(_COLUMNS + "user_id = ?", (user_id,))
+            return _from_columns(columns) if columns else None
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
             return _stored(row) if row else None
@@ -128,6 +141,7 @@ class UserRepository:
             except IntegrityError as error:
                 raise DuplicateUserError(name) from error
             await session.refresh(row)
+            self._cache.forget(row.user_id)
             return _stored(row)
 
     async def record_login(
@@ -149,11 +163,13 @@ class UserRepository:
             .where(or_(UserRow.last_login_time.is_(None), UserRow.last_login_time < moment))
             .values(last_login_time=moment)
         )
+        self._cache.forget(user_id)
         async with self._sessions() as session:
             try:
                 session.add(row)
                 await session.execute(last_login)
                 await session.commit()
+                self._cache.forget(user_id)
             except IntegrityError:  # the event's unique id: it was applied before
                 await session.rollback()
                 return False
