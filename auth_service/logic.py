@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
+from auth_service.decoded import DecodedTokens
 from auth_service.repository import RevocationStore
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
@@ -47,6 +48,7 @@ class TokenLogic:
         self._ttl_s = ttl_s
         self._revoked = revoked
         self._events = events
+        self._decoded = DecodedTokens()
 
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
@@ -64,7 +66,10 @@ class TokenLogic:
         return IssuedToken(jwt.encode(payload, self._secret, algorithm=_ALGORITHM), claims)
 
     async def validate(self, token: str) -> Claims:
-        claims = self._decode(token)
+        claims = self._decoded.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            self._decoded.put(token, claims)
         if await self._revoked.is_revoked(claims.token_id):
             raise ServiceError(Reason.TOKEN_REVOKED, "token revoked")
         return claims

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import jwt
 import pytest
 
@@ -36,6 +39,18 @@ def test_every_token_has_its_own_id() -> None:
 async def test_an_expired_token_is_refused_as_expired() -> None:
     logic = tokens(ttl_s=-10)
     issued = logic.make_token(10001, "micro")
+
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
+    assert caught.value.reason is Reason.TOKEN_EXPIRED
+
+
+async def test_a_token_validated_before_is_refused_as_expired_once_it_expires() -> None:
+    logic = tokens(ttl_s=1)
+    issued = logic.make_token(10001, "micro")
+    assert (await logic.validate(issued.token)).user_id == 10001  # now known to be valid
+    await asyncio.sleep(issued.claims.expires_at - time.time() + 0.05)  # expiry: no event
 
     with pytest.raises(ServiceError) as caught:
         await logic.validate(issued.token)
