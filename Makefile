@@ -51,6 +51,7 @@ proto: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_tracing.py
+	$(BIN)/python bench/bench_server_interceptors.py
 	$(BIN)/python bench/bench_hot_path.py
 
 # A new service from the template: `make new-service NAME=order [HTTP=1]`.

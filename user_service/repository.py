@@ -102,13 +102,12 @@ class UserRepository:
     ) -> None:
         self._sessions = sessions
         self._cache = cache or UserCache(ttl_s=0)
-        # On SQLite, point reads skip aiosqlite's thread (see shared/sqlite_reads.py).
+        # On SQLite, GetUser's point read skips aiosqlite's thread (shared/sqlite_reads.py).
         self._reads = reads
 
     async def by_name(self, name: str) -> StoredUser | None:
-        if self._reads is not None:
-            row = self._reads.one(_COLUMNS + "user_name = ?", (name,))
-            return _from_columns(row) if row else None
+        # Through SQLAlchemy (and its SQL span): a login costs an Argon2 hash, 50 ms, so the
+        # thread hop is noise here; only GetUser's point read takes the direct path.
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
             return _stored(row) if row else None
