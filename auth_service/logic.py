@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import jwt
 
 from auth_service.decoded import DecodedTokens
-from auth_service.repository import RevocationStore
+from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import TokenRevoked
+from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]
+_MAX_INT64 = 2**63 - 1
+
+
+class RevocationStore(Protocol):
+    """Revoked token ids; repository.py keeps them in etcd (or in memory for tests)."""
+
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
+        """Record the revocation; False when the token was revoked already."""
+        ...
+
+    async def is_revoked(self, token_id: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -42,8 +55,10 @@ class TokenLogic:
         ttl_s: int,
         revoked: RevocationStore,
         events: Broker | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret
+        self._clock = clock
         self._issuer = issuer
         self._ttl_s = ttl_s
         self._revoked = revoked
@@ -53,7 +68,7 @@ class TokenLogic:
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
             raise ServiceError(Reason.INVALID_ARGUMENT, "user id and user name are required")
-        now = int(time.time())
+        now = int(self._clock())
         claims = Claims(user_id, user_name, uuid.uuid4().hex, now, now + self._ttl_s)
         payload = {
             "sub": str(user_id),
@@ -71,13 +86,14 @@ class TokenLogic:
             claims = self._decode(token)
             self._decoded.put(token, claims)
         if await self._revoked.is_revoked(claims.token_id):
-            raise ServiceError(Reason.TOKEN_REVOKED, "token revoked")
+            raise ServiceError(TOKEN_REVOKED, "token revoked")
         return claims
 
     async def revoke(self, token: str) -> Claims:
         claims = self._decode(token)
-        await self._revoked.revoke(claims.token_id, claims.expires_at)
-        if self._events is not None:
+        # Logging out twice is a success both times, but only the first is an event.
+        newly = await self._revoked.revoke(claims.token_id, claims.expires_at)
+        if newly and self._events is not None:
             revoked = TokenRevoked(
                 token_id=claims.token_id, user_id=claims.user_id, occurred_at_ms=now_ms()
             )
@@ -91,16 +107,22 @@ class TokenLogic:
                 self._secret,
                 algorithms=[_ALGORITHM],
                 issuer=self._issuer,
-                options={"require": _REQUIRED},
+                # Expiry is checked below against the injected clock, not the system's.
+                options={"require": _REQUIRED, "verify_exp": False, "verify_iat": False},
             )
-            return Claims(
+            claims = Claims(
                 user_id=int(payload["sub"]),
                 user_name=str(payload.get("name", "")),
                 token_id=str(payload["jti"]),
                 issued_at=int(payload["iat"]),
                 expires_at=int(payload["exp"]),
             )
-        except jwt.ExpiredSignatureError:
-            raise ServiceError(Reason.TOKEN_EXPIRED, "token expired") from None
         except (jwt.InvalidTokenError, ValueError, TypeError):
-            raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+            raise ServiceError(TOKEN_INVALID, "invalid token") from None
+        # A signed token can still carry any number; ids and times are int64 everywhere else.
+        numbers = (claims.user_id, claims.issued_at, claims.expires_at)
+        if claims.user_id <= 0 or not all(0 <= n <= _MAX_INT64 for n in numbers):
+            raise ServiceError(TOKEN_INVALID, "invalid token")
+        if claims.expires_at <= self._clock():
+            raise ServiceError(TOKEN_EXPIRED, "token expired")
+        return claims

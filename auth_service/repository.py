@@ -1,51 +1,88 @@
 """Revoked token ids, kept in etcd so that every replica sees them and they survive restarts.
 
-Each revocation is a key on a lease that ends when the token would have expired anyway,
-so the set never grows beyond the tokens still alive.
+Each revocation is a key on a lease that ends once the token would have expired anyway,
+so the set never grows beyond the tokens still alive. Tokens expiring in the same minute share
+one lease (granted on first use, reused while alive): a lease per token would cost etcd a
+lease, its keep-alive bookkeeping and its expiry per logout. Revoking is put-if-absent, so a
+second logout of the same token changes nothing and says so.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from collections.abc import Callable
 
 import aetcd
-import grpc
 
 from shared.errors import Reason, ServiceError
+from shared.registry import ETCD_ERRORS
 
-_ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
-
-
-class RevocationStore(Protocol):
-    async def revoke(self, token_id: str, expires_at: int) -> None: ...
-    async def is_revoked(self, token_id: str) -> bool: ...
+_LEASE_MINUTE_S = 60
 
 
 class EtcdRevocationStore:
-    def __init__(self, client: aetcd.Client, prefix: str, *, timeout_s: float = 2.0) -> None:
+    """`RevocationStore` (see logic.py) in etcd."""
+
+    def __init__(
+        self,
+        client: aetcd.Client,
+        prefix: str,
+        *,
+        timeout_s: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout_s = timeout_s
+        self._clock = clock
+        self._leases: dict[int, aetcd.Lease] = {}  # by the minute its tokens expire in
+        self._granting = asyncio.Lock()
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
-        ttl = max(int(expires_at - time.time()) + 1, 1)
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
         try:
             async with asyncio.timeout(self._timeout_s):
-                lease = await self._client.lease(ttl)
-                # The value is the expiry: replicas holding the set in memory drop it then.
-                value = str(int(expires_at)).encode()
-                await self._client.put(self._key(token_id), value, lease=lease)
-        except _ETCD_ERRORS as error:
+                try:
+                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
+                except aetcd.ClientError as error:
+                    if "lease not found" not in str(error):
+                        raise
+                    # etcd lost the lease (restored, or it ended early): grant a new one.
+                    self._leases.clear()
+                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
+
+    async def _put_once(self, token_id: str, expires_at: int, lease: aetcd.Lease) -> bool:
+        key = self._key(token_id)
+        # The value is the expiry: replicas holding the set in memory drop it then.
+        value = str(int(expires_at)).encode()
+        created, _ = await self._client.transaction(
+            compare=[self._client.transactions.create(key) == 0],
+            success=[self._client.transactions.put(key, value, lease=lease)],
+            failure=[],
+        )
+        return bool(created)
+
+    async def _lease(self, expires_at: int) -> aetcd.Lease:
+        minute = expires_at // _LEASE_MINUTE_S
+        async with self._granting:  # one grant per minute even when logouts arrive together
+            lease = self._leases.get(minute)
+            if lease is None:
+                now = self._clock()
+                for old in [m for m in self._leases if (m + 1) * _LEASE_MINUTE_S < now]:
+                    del self._leases[old]
+                # Lives until the end of the minute, so it outlives every token it holds.
+                ttl = max(int((minute + 1) * _LEASE_MINUTE_S - now) + 1, 1)
+                lease = self._leases[minute] = await self._client.lease(ttl)
+            return lease
 
     async def is_revoked(self, token_id: str) -> bool:
         # Fails closed: a token whose revocation cannot be checked is not accepted.
         try:
             async with asyncio.timeout(self._timeout_s):
                 return await self._client.get(self._key(token_id)) is not None
-        except _ETCD_ERRORS as error:
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
     def _key(self, token_id: str) -> bytes:
@@ -56,8 +93,10 @@ class MemoryRevocationStore:
     def __init__(self) -> None:
         self._revoked: dict[str, int] = {}
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
+        new = token_id not in self._revoked
         self._revoked[token_id] = expires_at
+        return new
 
     async def is_revoked(self, token_id: str) -> bool:
         return token_id in self._revoked

@@ -30,8 +30,9 @@ import aetcd
 from aetcd import rpc
 from aetcd.utils import prefix_range_end
 
-from auth_service.repository import _ETCD_ERRORS, EtcdRevocationStore
+from auth_service.repository import EtcdRevocationStore
 from shared.backoff import delays
+from shared.registry import ETCD_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class WatchedRevocations:
             asyncio.create_task(self._prove_current(), name="revocations-heartbeat"),
         ]
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -83,9 +84,10 @@ class WatchedRevocations:
     def current(self) -> bool:
         return time.monotonic() - self._current_as_of <= self._staleness_s
 
-    async def revoke(self, token_id: str, expires_at: int) -> None:
-        await self._store.revoke(token_id, expires_at)
+    async def revoke(self, token_id: str, expires_at: int) -> bool:
+        new = await self._store.revoke(token_id, expires_at)
         self._revoked[token_id] = float(expires_at)  # this replica refuses it at once
+        return new
 
     async def is_revoked(self, token_id: str) -> bool:
         # "Revoked" is safe to answer from any set; "not revoked" only from a current one.
@@ -118,7 +120,7 @@ class WatchedRevocations:
                     else:
                         self._revoked.pop(token_id, None)
                     await self._seen_up_to(event.kv.mod_revision)
-            except _ETCD_ERRORS as error:
+            except ETCD_ERRORS as error:
                 log.warning("revocation watch interrupted, re-reading: %r", error)
             await asyncio.sleep(next(waits))
 
@@ -131,7 +133,7 @@ class WatchedRevocations:
                     async with self._seen:
                         await self._seen.wait_for(lambda n=newest: self._seen_revision >= n)
                 self._current_as_of = max(self._current_as_of, asked_at)
-            except (*_ETCD_ERRORS, TimeoutError) as error:
+            except (*ETCD_ERRORS, TimeoutError) as error:
                 log.debug("revocations not proved current: %r", error)
             self._prune()
             await asyncio.sleep(max(0.0, self._heartbeat_s - (time.monotonic() - asked_at)))

@@ -5,8 +5,9 @@
 A trivial `user.v1.UserService/GetUser` server runs in a subprocess on its own core; this
 process drives `--concurrency` calls in flight, in alternating rounds, of
   raw  `await stub.GetUser(request)`, the generated stub on one grpc.aio channel, and
-  kit  `await client.call("user_service", "GetUser", request)`: selector (MemoryRegistry),
-       breaker (timeout, bulkhead, rolling window, prometheus metrics), deadline.
+  kit  `await client.call("user_service", "GetUser", request)`: the client chain with
+       tracing off: call metrics, deadline, retry (selector on a MemoryRegistry), breaker
+       (timeout, bulkhead, rolling window, prometheus metrics), transport.
 It reports calls/s and CPU µs per call of both processes (medians), and the median over
 paired rounds of kit/raw throughput and of the client CPU difference: the guard's cost
 when the server is the bottleneck (its CPU per call near 1e6 / calls/s). As that is noisy,
@@ -126,8 +127,8 @@ async def bench(args: argparse.Namespace, address: str, server_pid: int) -> dict
     for _ in range(args.rounds):
         for name, call in variants.items():
             rounds[name].append(await drive(call, args.concurrency, args.seconds, server_pid))
-    await client.close()
-    await selector.close()
+    await client.stop()
+    await selector.stop()
     await channel.close()
     return rounds
 
@@ -164,8 +165,8 @@ async def guard_alone(iterations: int) -> dict[str, float]:
         lambda: breaker.run(lambda t: instant(REQUEST, timeout=t), self_timed=True)
     )
     guarded = await measure(lambda: client.call(SERVICE, "GetUser", REQUEST))
-    await client.close()
-    await selector.close()
+    await client.stop()
+    await selector.stop()
     timings = {"direct_us": direct, "breaker_only_us": breaker_only, "kit_us": guarded}
     return {name: round(us, 2) for name, us in timings.items()}
 

@@ -4,8 +4,8 @@
 
 Three servers run at once, each in its own process on uvloop, with the kit's server options:
   none     no interceptor,
-  guard    GuardInterceptor (deadline budget, errors to statuses, prometheus metrics),
-  kit      TracingServerInterceptor (tracing disabled, as `make run`) + GuardInterceptor.
+  guard    the kit's server chain without tracing (metrics, deadline, errors to statuses),
+  kit      the kit's server chain with the service's tracing (disabled, as `make run`).
 This process drives each in turn (alternating rounds) with raw stubs and reads the server's
 CPU from /proc: the difference to `none` is what the interceptor costs per call.
 Results go to bench/results/server_interceptors.json.
@@ -44,16 +44,16 @@ class TrivialUsers(user_pb2_grpc.UserServiceServicer):
 
 
 async def serve(variant: str) -> None:
-    from shared.server.handlers import GuardInterceptor
+    from shared.server import ChainInterceptor
     from shared.server.server import _OPTIONS
-    from shared.tracing import TracingServerInterceptor, setup_tracing
+    from shared.tracing import Tracing, setup_tracing
 
     interceptors: list[Any] = []
     if variant == "kit":
         tracing = setup_tracing("bench", version="0", environment="bench")
-        interceptors.append(TracingServerInterceptor(tracing))
-    if variant in ("guard", "kit"):
-        interceptors.append(GuardInterceptor())
+        interceptors.append(ChainInterceptor(tracing, ()))
+    if variant == "guard":
+        interceptors.append(ChainInterceptor(Tracing.disabled(), ()))
     server = grpc.aio.server(interceptors=interceptors, options=_OPTIONS)
     user_pb2_grpc.add_UserServiceServicer_to_server(TrivialUsers(), server)  # type: ignore[abstract]
     port = server.add_insecure_port("127.0.0.1:0")

@@ -115,7 +115,7 @@ def serve_grpc(variant: str, grpc_port: int) -> None:
         await stop.wait()
         await server.stop(1)
         if tracing is not None:
-            await tracing.ashutdown()
+            await tracing.stop()
 
     asyncio.run(run())
 
@@ -181,7 +181,7 @@ def serve(variant: str, port: int, grpc_port: int, separate_grpc: bool) -> None:
         if server is not None:
             await server.stop(1)
         if tracing is not None:
-            await tracing.ashutdown()
+            await tracing.stop()
 
     app = FastAPI(lifespan=lifespan)
 

@@ -6,27 +6,20 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import aetcd
-import grpc
 
+from config_service.logic import Snapshot
 from shared.errors import Reason, ServiceError
+from shared.registry import ETCD_ERRORS
 
 log = logging.getLogger(__name__)
 
-_ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
 
+class EtcdConfigRepository:
+    """`ConfigRepository` (see logic.py) in etcd."""
 
-@dataclass(frozen=True)
-class Snapshot:
-    app: str
-    json: str
-    version: int
-
-
-class ConfigRepository:
     def __init__(self, client: aetcd.Client, prefix: str, *, timeout_s: float = 3.0) -> None:
         self._client = client
         self._prefix = prefix
@@ -36,11 +29,19 @@ class ConfigRepository:
         try:
             async with asyncio.timeout(self._timeout_s):
                 value = await self._client.get(self._key(app))
-        except _ETCD_ERRORS as error:
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "configuration store unavailable") from error
         if value is None:
             return Snapshot(app, "{}", 0)
         return Snapshot(app, _valid_json(app, value.value), value.mod_revision)
+
+    async def put(self, app: str, content: str) -> Snapshot:
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                await self._client.put(self._key(app), content.encode())
+        except ETCD_ERRORS as error:
+            raise ServiceError(Reason.UNAVAILABLE, "configuration store unavailable") from error
+        return await self.get(app)
 
     async def watch(self, app: str) -> AsyncIterator[Snapshot]:
         """The current snapshot, then one per change; raises UNAVAILABLE when etcd goes away."""
@@ -53,7 +54,7 @@ class ConfigRepository:
                     yield Snapshot(app, "{}", event.kv.mod_revision)
                 else:
                     yield Snapshot(app, _valid_json(app, event.kv.value), event.kv.mod_revision)
-        except _ETCD_ERRORS as error:
+        except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "configuration store unavailable") from error
 
     async def seed(self, seed_dir: Path) -> None:

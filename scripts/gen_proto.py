@@ -8,6 +8,7 @@ as `shared.proto.<service>.v1.<name>_pb2`. Pass an output folder to generate els
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
 
 from grpc_tools import protoc
@@ -17,11 +18,14 @@ def generate(root: Path, out: Path) -> None:
     protos = sorted(str(p.relative_to(root)) for p in (root / "shared" / "proto").rglob("*.proto"))
     # mypy-protobuf's plugins sit beside this Python, which need not be on PATH.
     plugins = Path(sys.executable).parent
+    # google/protobuf/descriptor.proto, for custom options, ships inside grpc_tools.
+    well_known = resources.files("grpc_tools") / "_proto"
     args = [
         "protoc",
         f"--plugin=protoc-gen-mypy={plugins / 'protoc-gen-mypy'}",
         f"--plugin=protoc-gen-mypy_grpc={plugins / 'protoc-gen-mypy_grpc'}",
         f"-I{root}",
+        f"-I{well_known}",
         f"--python_out={out}",
         f"--mypy_out={out}",
         f"--grpc_python_out={out}",

@@ -21,6 +21,11 @@ def remaining() -> float | None:
     return None if deadline is None else deadline - time.monotonic()
 
 
+def expires() -> float | None:
+    """The `time.monotonic()` time the current budget ends, or None when there is none."""
+    return _deadline.get()
+
+
 @contextmanager
 def budget(seconds: float | None) -> Iterator[None]:
     """Limit the work inside to `seconds` (never extending an outer, shorter budget)."""

@@ -1,54 +1,79 @@
-"""Serving an ASGI app with uvicorn under the kit's shutdown order.
+"""uvicorn as a part of the application, under the kit's shutdown order.
 
 uvicorn takes SIGTERM/SIGINT for itself and re-raises them once it has stopped, which kills
 the process before the runtime is closed (events in the outbox, spans not yet exported).
-Here the kit's stop signal ends the server, and the caller's clean-up runs after.
+Here it installs no signal handlers: the application's stop signal stops it, and the
+clean-up of the rest runs after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Iterator
+import socket
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
 
-from shared.runtime import stop_signal
 
+class _Uvicorn(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
 
-class HttpServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
-
-def http_server(app: Any, *, host: str, port: int) -> HttpServer:
-    """A uvicorn server for `app`, logging through the kit's logging, with no signal handlers."""
-    # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request);
-    # the loop is whichever the entrypoint runs (uvloop, see shared/entrypoint.py).
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        http="httptools",
-        log_config=None,
-        access_log=False,
-        lifespan="off",
-    )
-    return HttpServer(config)
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # uvicorn's answer to a port it cannot bind: a failed start instead
+            where = f"{self.config.host}:{self.config.port}"
+            raise OSError(f"HTTP server could not listen on {where}") from None
+        self.listening.set()
 
 
-async def serve_http(
-    app: Any, *, host: str, port: int, until: Awaitable[Any] | None = None
-) -> None:
-    """Serve `app` until SIGTERM/SIGINT (or `until`), or until the server fails; then stop it."""
-    server = http_server(app, host=host, port=port)
-    stopping = asyncio.ensure_future(until if until is not None else stop_signal().wait())
-    serving = asyncio.create_task(server.serve(), name="http")
-    try:
-        await asyncio.wait({stopping, serving}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stopping.cancel()
-        server.should_exit = True
-        await serving
+class HttpServer:
+    """Serves an ASGI app: `start` returns once it listens, `stop` lets requests finish."""
+
+    def __init__(self, app: Any, *, host: str, port: int) -> None:
+        # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request);
+        # the loop is whichever the entrypoint runs (uvloop, see shared/entrypoint.py).
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+        )
+        self._server = _Uvicorn(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def address(self) -> str:
+        """host:port it listens on (the bound port when asked for port 0)."""
+        host, port = self._server.servers[0].sockets[0].getsockname()[:2]
+        return f"{host}:{port}"
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="http")
+        listening = asyncio.ensure_future(self._server.listening.wait())
+        await asyncio.wait({self._task, listening}, return_when=asyncio.FIRST_COMPLETED)
+        listening.cancel()
+        if self._task.done():
+            await self._task  # raises why it could not start
+            raise RuntimeError("HTTP server ended while starting")
+
+    async def wait(self) -> None:
+        if self._task is not None:
+            await asyncio.wait({self._task})  # never cancels the server itself
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await self._task

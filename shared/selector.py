@@ -18,7 +18,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -46,11 +46,48 @@ class NodeState:
     suspect: bool = False
 
 
+# A strategy is a factory of pickers, one per watched service (a picker may keep state,
+# as round robin's turn); a picker chooses among two or more candidate nodes.
+Picker = Callable[[Sequence[NodeState]], NodeState]
+PickerFactory = Callable[[], Picker]
+
+
+def round_robin() -> Picker:
+    turns = itertools.count()
+
+    def pick(nodes: Sequence[NodeState]) -> NodeState:
+        return nodes[next(turns) % len(nodes)]
+
+    return pick
+
+
+def random_choice() -> Picker:
+    return random.choice
+
+
+def least_in_flight() -> Picker:
+    """Power of two choices: nearly as good as the least loaded of all, without herding
+    every caller onto the same node."""
+
+    def pick(nodes: Sequence[NodeState]) -> NodeState:
+        first, second = random.sample(nodes, 2)
+        return first if first.in_flight <= second.in_flight else second
+
+    return pick
+
+
+STRATEGIES: dict[str, PickerFactory] = {
+    Strategy.ROUND_ROBIN: round_robin,
+    Strategy.RANDOM: random_choice,
+    Strategy.LEAST_IN_FLIGHT: least_in_flight,
+}
+
+
 @dataclass
 class _ServiceView:
+    pick: Picker
     nodes: list[NodeState] = field(default_factory=list)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
-    counter: itertools.count[int] = field(default_factory=itertools.count)
     task: asyncio.Task[None] | None = None
 
 
@@ -59,7 +96,7 @@ class Selector:
         self,
         registry: Registry,
         *,
-        strategy: Strategy = Strategy.ROUND_ROBIN,
+        strategy: str | PickerFactory = Strategy.ROUND_ROBIN,
         eject_after_failures: int = 3,
         base_ejection_s: float = 5.0,
         max_ejection_s: float = 60.0,
@@ -67,6 +104,8 @@ class Selector:
     ) -> None:
         self._registry = registry
         self.strategy = strategy
+        # A name from STRATEGIES, or a factory of your own.
+        self._pickers = STRATEGIES[strategy] if isinstance(strategy, str) else strategy
         self._eject_after = eject_after_failures
         self._base_ejection_s = base_ejection_s
         self._max_ejection_s = max_ejection_s
@@ -115,14 +154,7 @@ class Selector:
             candidates = [s for s in candidates if s.ejected_until <= now] or candidates
         if len(candidates) == 1:
             return candidates[0]
-        if self.strategy is Strategy.LEAST_IN_FLIGHT:
-            # Power of two choices: nearly as good as the least loaded of all, without
-            # herding every caller onto the same node.
-            first, second = random.sample(candidates, 2)
-            return first if first.in_flight <= second.in_flight else second
-        if self.strategy is Strategy.RANDOM:
-            return random.choice(candidates)
-        return candidates[next(view.counter) % len(candidates)]  # type: ignore[union-attr]
+        return view.pick(candidates)  # type: ignore[union-attr]
 
     def report(self, state: NodeState, *, transport_ok: bool) -> None:
         """Record whether a call reached the node, for outlier ejection."""
@@ -141,7 +173,7 @@ class Selector:
             state.consecutive_failures = 0
             log.warning("ejecting %s for %.0f s after transport failures", state.node.id, duration)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for view in self._views.values():
             if view.task is not None:
                 view.task.cancel()
@@ -152,7 +184,7 @@ class Selector:
     def _view(self, service: str) -> _ServiceView:
         view = self._views.get(service)
         if view is None:
-            view = self._views[service] = _ServiceView()
+            view = self._views[service] = _ServiceView(self._pickers())
             view.task = asyncio.create_task(self._follow(service, view), name=f"watch-{service}")
         return view
 

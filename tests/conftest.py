@@ -10,6 +10,7 @@ import pymysql
 import pytest
 
 from shared.registry import EtcdRegistry
+from tests.support import integration
 from tests.support.etcd import EtcdServer
 from tests.support.nats import nats_server
 from tests.support.otlp import otlp_receiver
@@ -17,10 +18,24 @@ from tests.support.services import ServiceProcess, service_env
 
 __all__ = ["nats_server", "otlp_receiver"]  # fixtures for every test module
 
+# The kit's test kit (`in_process`); also a pytest11 entry point once the package is installed.
+pytest_plugins = ["shared.testing.plugin"]
+
 MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # A test that uses a real server without the `integration` marker fails here.
+    integration.check_fixtures(item)
+
+
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    integration.forget(item)
+
+
 @pytest.fixture
+@integration.real_server
 def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
     server = EtcdServer(tmp_path / "etcd")
     server.start()
@@ -29,13 +44,15 @@ def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
 
 
 @pytest.fixture
+@integration.real_server
 async def registry(etcd: EtcdServer) -> AsyncIterator[EtcdRegistry]:
     registry = EtcdRegistry(etcd.endpoint, ttl_s=3)
     yield registry
-    await registry.close()
+    await registry.stop()
 
 
 @pytest.fixture
+@integration.real_server
 def mariadb_database() -> Iterator[str]:
     """A new database on the machine's MariaDB, dropped afterwards; yields its URL.
 
@@ -57,6 +74,7 @@ StartService = Callable[..., ServiceProcess]
 
 
 @pytest.fixture
+@integration.real_server
 def start_service(tmp_path: Path, etcd: EtcdServer) -> Iterator[StartService]:
     """Start `python -m <module>` against the test's etcd; every process is stopped after."""
     started: list[ServiceProcess] = []

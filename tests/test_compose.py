@@ -9,7 +9,6 @@ import asyncio
 import fnmatch
 import importlib
 import inspect
-import json
 import re
 import socket
 import tomllib
@@ -33,7 +32,6 @@ from shared.server.server import advertised_host
 from shared.tracing import setup_tracing
 from tests.support.compose import (
     COMPOSE_FILE,
-    COMPOSE_SCHEMA,
     ROOT,
     WILDCARD_HOSTS,
     InterpolationError,
@@ -41,6 +39,7 @@ from tests.support.compose import (
     LocalServers,
     app_services,
     command,
+    compose_schema,
     depends_on,
     environment,
     exposed_ports,
@@ -144,12 +143,11 @@ def image_version(spec: dict[str, Any]) -> tuple[str, tuple[int, ...]]:
 
 
 def test_validates_against_the_compose_specification(compose: dict[str, Any]) -> None:
-    assert COMPOSE_SCHEMA.is_file(), (
-        f"{COMPOSE_SCHEMA} is missing: CI checks the project out with ../shared beside it"
-    )
-    schema = json.loads(COMPOSE_SCHEMA.read_text())
-    jsonschema.Draft7Validator.check_schema(schema)
-    validator = jsonschema.Draft7Validator(schema)
+    schema = compose_schema()
+    # The draft the schema names ($schema), not one assumed here.
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    validator = validator_class(schema)
     for document in (raw_compose(), compose):
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
         assert not errors, "\n".join(errors)
@@ -289,15 +287,14 @@ def test_infrastructure_images_are_pinned_to_supported_versions(compose: dict[st
         assert jaeger_version >= (2,)
 
 
-def test_user_api_is_published_on_the_port_it_serves(apps: dict[str, dict[str, Any]]) -> None:
+def test_user_api_serves_its_port_to_the_proxy_only(apps: dict[str, dict[str, Any]]) -> None:
     api = apps["user_api"]
     env = environment(api)
-    (mapping,) = port_mappings(api)
 
     assert env["HTTP_HOST"] in WILDCARD_HOSTS
-    assert mapping.target == int(env["HTTP_PORT"])
-    assert mapping.published == "8080"  # the README's curl
-    assert mapping.host_ip in ("", "127.0.0.1")
+    # `--scale user_api=3`: replicas cannot share a host port; the proxy publishes 8080.
+    assert not port_mappings(api)
+    assert int(env["HTTP_PORT"]) in exposed_ports(api)
 
 
 def test_data_lives_in_volumes_and_sql_initialises_the_database(compose: dict[str, Any]) -> None:
@@ -489,7 +486,7 @@ async def test_the_readme_login_works_on_the_compose_services_scaled_out(
                 f"127.0.0.1:{replica.env['GRPC_PORT']}" for replica in replicas
             )
     finally:
-        await registry.close()
+        await registry.stop()
     # ...and user_api spread the twelve logins over all of them.
     for service, method in (
         ("user_service", "VerifyCredentials"),
@@ -554,3 +551,81 @@ async def readyz_status(api: httpx.AsyncClient) -> int | None:
         return (await api.get("/readyz")).status_code
     except httpx.TransportError:
         return None
+
+
+# ------------------------------------------------------- the front door (the proxy)
+
+NGINX_CONF = ROOT / "deploy" / "compose" / "nginx.conf"
+PROXY_CONF_TARGET = "/etc/nginx/conf.d/default.conf"
+
+
+def nginx_directives(text: str) -> list[list[str]]:
+    """Each `name arg...;` of an nginx config, comments dropped, blocks flattened."""
+    code = re.sub(r"#[^\n]*", "", text)
+    return [statement.split() for statement in re.split(r"[;{}]", code) if statement.split()]
+
+
+def test_only_the_proxy_publishes_the_readme_port(compose: dict[str, Any]) -> None:
+    published = {
+        name: mapping
+        for name, spec in services(compose).items()
+        for mapping in port_mappings(spec)
+        if mapping.published == "8080"
+    }
+    assert set(published) == {"proxy"}
+    assert published["proxy"].host_ip in ("", "127.0.0.1")  # the README's curl
+    # Jaeger's UI is the only other published port.
+    others = {
+        (name, m.published) for name, spec in services(compose).items() for m in port_mappings(spec)
+    }
+    assert others == {("proxy", "8080"), ("jaeger", "16686")}
+
+
+def test_the_proxy_routes_to_every_user_api_replica(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    proxy = services(compose)["proxy"]
+    image, version = image_version(proxy)
+    assert image == "nginx"
+    # `server ... resolve` (re-resolving replicas as they come and go) is in open-source
+    # nginx from 1.27.3 on.
+    assert version >= (1, 27, 3)
+    assert "build" not in proxy
+
+    source = volume_mounts(proxy)[PROXY_CONF_TARGET]
+    assert (COMPOSE_FILE.parent / source).resolve() == NGINX_CONF
+    directives = nginx_directives(NGINX_CONF.read_text())
+
+    (mapping,) = port_mappings(proxy)
+    assert ["listen", str(mapping.target)] in directives
+
+    # Docker's embedded DNS answers `user_api` with every replica's address.
+    resolvers = [d for d in directives if d[0] == "resolver"]
+    assert resolvers
+    assert resolvers[0][1] == "127.0.0.11"
+    assert any(d[0] == "zone" for d in directives), "`resolve` needs a shared memory zone"
+
+    env = environment(apps["user_api"])
+    (server,) = [d for d in directives if d[0] == "server" and len(d) > 1]
+    assert server[1] == f"user_api:{env['HTTP_PORT']}"
+    assert "resolve" in server[2:], "without `resolve` nginx sticks to the first replicas"
+    upstream = next(d[1] for d in directives if d[0] == "upstream")
+    assert ["proxy_pass", f"http://{upstream}"] in directives
+
+
+def test_the_proxy_is_health_checked_through_user_api(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    from user_api.handlers import router
+
+    proxy = services(compose)["proxy"]
+    assert depends_on(proxy) == {"user_api": "service_healthy"}
+    argv = healthcheck_argv(proxy)
+    url = argv[-1]
+    match = re.fullmatch(r"http://127\.0\.0\.1:(\d+)(/\S*)", url)
+    assert match, argv
+    (mapping,) = port_mappings(proxy)
+    assert int(match.group(1)) == mapping.target
+    routes = {getattr(route, "path", None) for route in router.routes}
+    assert match.group(2) in routes, f"user_api serves no {match.group(2)}"
+    assert apps["user_api"]["healthcheck"]["test"]

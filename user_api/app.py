@@ -10,15 +10,20 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import deadline
-from shared.http import serve_http
+from shared import deadline, http_errors
+from shared.app import App
+from shared.bodylimit import KIB, MIB, BodyLimit
+from shared.config import load_settings
 from shared.runtime import Runtime
+from shared.throttle import Throttle
 from shared.tracing import TracingMiddleware
-from user_api import errors, gateway
+from user_api import gateway, portal, throttling, ws
+from user_api import openapi as openapi_doc
 from user_api.handlers import router
 from user_api.logic import AccountLogic
+from user_api.presence import HttpPresence
 from user_api.readiness import reachable
-from user_api.repository import AUTH_SERVICE, USER_SERVICE, Accounts
+from user_api.repository import AUTH_SERVICE, USER_SERVICE, AccountsClient
 from user_api.settings import UserApiSettings
 
 log = logging.getLogger(__name__)
@@ -46,7 +51,12 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
     # FastAPI's own tracing is off: the kit's middleware makes the one span per request.
     app = FastAPI(title="user_api", version=settings.service_version, telemetry={"tracing": False})
-    app.state.logic = AccountLogic(Accounts(runtime.client), runtime.broker)
+    throttle = throttling.LoginThrottle(
+        Throttle(settings.rate_limit_redis_url, namespace=f"micro:{settings.service_name}"),
+        settings.login_limit_per_address,
+        settings.login_limit_per_account,
+    )
+    app.state.logic = AccountLogic(AccountsClient(runtime.client), runtime.broker, throttle)
     app.state.budget_s = settings.request_budget_s
 
     async def readiness() -> dict[str, bool]:
@@ -55,14 +65,21 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     app.state.readiness = readiness
 
     def follow_budget(config: dict[str, Any]) -> None:
-        app.state.budget_s = float(config.get("request_budget_s", settings.request_budget_s))
+        # Validated (a positive bound) and below the environment, as at start.
+        app.state.budget_s = load_settings(UserApiSettings, config).request_budget_s
 
     runtime.on_config_change(follow_budget)
-    errors.install(app)
+    http_errors.install(app)
+    throttling.install(app)
+    _describe(app)
     app.include_router(router)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py
         allow = gateway.AllowList(settings.gateway_allow)
         app.include_router(gateway.router(runtime.client, allow))
+    if settings.ws_enabled:  # GET /ws, calls obeying the same allow-list: see user_api/ws
+        app.include_router(ws.router(runtime, app.state.logic.me, lambda: app.state.budget_s))
+    if settings.portal_on:  # GET /portal, a live view of the system: see user_api/portal
+        app.include_router(portal.router(runtime))
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -74,22 +91,39 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         async def breakers() -> dict[str, Any]:
             return {"breakers": runtime.breakers.snapshot()}
 
+    # Innermost, so that a 413 is traced; the gateway's calls may carry up to 1 MiB.
+    app.add_middleware(BodyLimit, default=MIB, limits={"/user/": 64 * KIB})
     app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
     app.add_middleware(
         TracingMiddleware,
         tracing=runtime.tracing,
-        exclude_paths=("/healthz", "/readyz", "/metrics"),
+        exclude_paths=("/healthz", "/readyz", "/metrics", "/portal/events"),
     )
     return app
 
 
+def _describe(app: FastAPI) -> None:
+    """The generated OpenAPI document, completed by user_api/openapi.py."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = openapi_doc.describe(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 async def run(settings: UserApiSettings) -> None:
-    async with Runtime.open(settings) as runtime:
-        settings = runtime.settings
+    async with App.open(settings) as app:
+        settings = app.settings
+        app.http_server(create_app(app.runtime), host=settings.http_host, port=settings.http_port)
+        # Registered once HTTP listens, so that the portal and `micro services` show it.
+        app.add(HttpPresence(app.runtime, settings.http_host, settings.http_port))
         url = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "user_api on %s; try: curl -s -X POST %s/user/login --data 'userName=micro&pwd=123'",
             url,
             url,
         )
-        await serve_http(create_app(runtime), host=settings.http_host, port=settings.http_port)
+        await app.run()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -10,9 +9,19 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.exceptions import HTTPException
 
+from shared import jsonbody
 from shared.errors import Reason, ServiceError
-from user_api.errors import validation_error
+from shared.http_errors import validation_error
 from user_api.logic import AccountLogic, Caller, Session, UserView
+from user_api.openapi import (
+    BEARER,
+    LOGIN_BODY,
+    LOGIN_RESPONSES,
+    TOKEN_RESPONSES,
+    LogoutOut,
+    SessionOut,
+    UserOut,
+)
 
 router = APIRouter()
 
@@ -45,9 +54,9 @@ async def _login_fields(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type == "application/json":
         try:
-            data = json.loads(await request.body() or b"null")
-        except ValueError:
-            raise ServiceError(Reason.INVALID_ARGUMENT, "body is not valid JSON") from None
+            data = jsonbody.loads(await request.body() or b"null")
+        except jsonbody.JsonBodyError as error:
+            raise ServiceError(Reason.INVALID_ARGUMENT, str(error)) from None
         if not isinstance(data, dict):
             raise ServiceError(Reason.INVALID_ARGUMENT, "body must be a JSON object")
         return data
@@ -71,7 +80,12 @@ def _session(session: Session) -> dict[str, Any]:
     }
 
 
-@router.post("/user/login")
+@router.post(
+    "/user/login",
+    response_model=SessionOut,
+    responses=LOGIN_RESPONSES,
+    openapi_extra=LOGIN_BODY,
+)
 async def login(request: Request, logic: Logic) -> Any:
     try:
         form = LoginForm.model_validate(await _login_fields(request))
@@ -86,13 +100,24 @@ async def login(request: Request, logic: Logic) -> Any:
     return _session(await logic.login(form.userName, form.pwd, caller))
 
 
-# No response model: the dict is already the response, pydantic validating it costs CPU.
-@router.get("/user/me", response_model=None)
+# The 200 model is documented, not enforced: the dict is already the response, and
+# pydantic validating it on every request costs CPU on the hottest route.
+@router.get(
+    "/user/me",
+    response_model=None,
+    responses={200: {"model": UserOut}, **TOKEN_RESPONSES},
+    openapi_extra={"security": BEARER},
+)
 async def me(token: Token, logic: Logic) -> dict[str, Any]:
     return _user(await logic.me(token))
 
 
-@router.post("/user/logout")
+@router.post(
+    "/user/logout",
+    response_model=LogoutOut,
+    responses=TOKEN_RESPONSES,
+    openapi_extra={"security": BEARER},
+)
 async def logout(token: Token, logic: Logic) -> dict[str, Any]:
     return {"revoked": True, "token_id": await logic.logout(token)}
 

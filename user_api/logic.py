@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Protocol
+
+import grpc
 
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
-from shared.proto.events.v1.events_pb2 import UserLoggedIn, UserLoginFailed
-from user_api.repository import Accounts
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
+from user_api.throttling import LoginThrottle
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +41,63 @@ class Session:
     user: UserView
 
 
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    token_id: str
+    expires_at: int
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    user_name: str
+    token_id: str
+    expires_at: int
+
+
+class AccountDirectory(Protocol):
+    """Users and tokens, kept by other services; repository.py calls them over gRPC."""
+
+    async def verify_credentials(self, user_name: str, password: str) -> UserView: ...
+
+    async def get_user(self, user_id: int) -> UserView: ...
+
+    async def make_token(self, user: UserView) -> AccessToken: ...
+
+    async def validate_token(self, token: str) -> TokenClaims: ...
+
+    async def revoke_token(self, token: str) -> str:
+        """Revoke `token`; returns its id."""
+        ...
+
+
 class AccountLogic:
-    def __init__(self, accounts: Accounts, events: Broker) -> None:
+    def __init__(
+        self, accounts: AccountDirectory, events: Broker, throttle: LoginThrottle | None = None
+    ) -> None:
         self._accounts = accounts
         self._events = events
+        self._throttle = throttle
 
     async def login(self, user_name: str, password: str, caller: Caller) -> Session:
+        if self._throttle is not None:  # before any work: a throttled attempt costs nothing
+            await self._throttle.admit(user_name, caller.address)
         try:
             user = await self._accounts.verify_credentials(user_name, password)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
-                log.info("login failed (%s) from %s", error.reason.value, caller.address)
+                log.info("login failed (%s) from %s", error.reason, caller.address)
                 failed = UserLoginFailed(
                     user_name=user_name,
-                    reason=error.reason.value,
+                    reason=str(error.reason),
                     occurred_at_ms=now_ms(),
                     client_address=caller.address,
                 )
                 await publish_event(self._events, failed)
             raise
+        if self._throttle is not None:
+            await self._throttle.succeeded(user_name, caller.address)
         issued = await self._accounts.make_token(user)
         logged_in = UserLoggedIn(
             user_id=user.id,
@@ -67,9 +108,7 @@ class AccountLogic:
         )
         await publish_event(self._events, logged_in)
         log.info("user %d logged in from %s", user.id, caller.address)
-        return Session(
-            issued.token, issued.token_id, issued.expires_at, UserView(user.id, user.name)
-        )
+        return Session(issued.token, issued.token_id, issued.expires_at, user)
 
     async def me(self, token: str) -> UserView:
         claims = await self._accounts.validate_token(token)
@@ -78,9 +117,12 @@ class AccountLogic:
         except ServiceError as error:
             if error.reason is Reason.NOT_FOUND:
                 # The token outlived its user: it grants nothing any more.
-                raise ServiceError(Reason.TOKEN_INVALID, "invalid token") from None
+                # auth_service's reason, by its name: what a client of the API already knows.
+                raise ServiceError(
+                    "TOKEN_INVALID", "invalid token", grpc_code=grpc.StatusCode.UNAUTHENTICATED
+                ) from None
             raise
-        return UserView(user.id, user.name)
+        return user
 
     async def logout(self, token: str) -> str:
         return await self._accounts.revoke_token(token)

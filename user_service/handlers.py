@@ -10,8 +10,8 @@ import grpc
 
 from shared.broker import Event
 from shared.broker.events import decode
-from shared.proto.events.v1.events_pb2 import UserLoggedIn
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from user_service.logic import User, UserLogic
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,45 @@ import asyncio
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.errors import Reason, ServiceError
-from user_service.repository import DuplicateUserError, StoredUser, UserRepository
+from user_service.errors import INVALID_CREDENTIALS
 
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _MAX_PASSWORD = 1024
+
+
+@dataclass(frozen=True)
+class StoredUser:
+    id: int
+    name: str
+    password_hash: str
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+class DuplicateUserError(Exception):
+    """The name or the id is taken."""
+
+
+class UserRepository(Protocol):
+    """What the logic needs of its storage; repository.py implements it on SQL."""
+
+    async def by_name(self, name: str) -> StoredUser | None: ...
+
+    async def by_id(self, user_id: int) -> StoredUser | None: ...
+
+    async def create(self, user_id: int | None, name: str, password_hash: str) -> StoredUser: ...
+
+    async def record_login(
+        self, event_id: str, user_id: int, at: datetime, client_address: str, user_agent: str
+    ) -> bool:
+        """Record a login once per event id; False when it was already recorded."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -42,13 +72,13 @@ class UserLogic:
 
     async def verify_credentials(self, name: str, password: str) -> User:
         if not name or not password or len(password) > _MAX_PASSWORD:
-            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+            raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         stored = await self._users.by_name(name)
         matches = await asyncio.to_thread(
             self._verify, stored.password_hash if stored else self._dummy_hash, password
         )
         if stored is None or not matches:
-            raise ServiceError(Reason.INVALID_CREDENTIALS, "invalid user name or password")
+            raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         return _public(stored)
 
     async def get_user(self, user_id: int) -> User:

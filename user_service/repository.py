@@ -1,14 +1,25 @@
-"""Storage of users: the `user` table, through SQLAlchemy asyncio."""
+"""Storage of users: the `user` table, through SQLAlchemy asyncio (the contract is in logic.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, func, or_, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
@@ -16,21 +27,27 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.sqlite_reads import SqliteReads
 from user_service.cache import UserCache
+from user_service.logic import DuplicateUserError, StoredUser
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
 
 
 class Base(DeclarativeBase):
-    pass
+    """The tables of sql/, which is the schema's source: tests/user_service/test_schema.py
+    proves these classes equal what MariaDB holds after loading it (names of keys too)."""
 
 
 class UserRow(Base):
     __tablename__ = "user"
+    __table_args__ = (
+        UniqueConstraint("user_name", name="user_user_name_uindex"),
+        UniqueConstraint("user_id", name="user_user_id_uindex"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    user_id: Mapped[int] = mapped_column(Integer, unique=True)
-    user_name: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(Integer)
+    user_name: Mapped[str] = mapped_column(String(64))
     pwd: Mapped[str] = mapped_column(String(128))
     created_time: Mapped[datetime] = mapped_column(_Timestamp, server_default=func.now())
     updated_time: Mapped[datetime] = mapped_column(
@@ -41,28 +58,20 @@ class UserRow(Base):
 
 class LoginRow(Base):
     __tablename__ = "login_history"
+    __table_args__ = (
+        UniqueConstraint("event_id", name="login_history_event_id_uindex"),
+        # A user's history, newest first, without a sort.
+        Index("login_history_user_id_index", "user_id", "logged_in_at"),
+    )
 
     id: Mapped[int] = mapped_column(
         BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True
     )
-    event_id: Mapped[str] = mapped_column(String(64), unique=True)
-    user_id: Mapped[int] = mapped_column(Integer, index=True)
+    event_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(Integer)
     logged_in_at: Mapped[datetime] = mapped_column(_Timestamp)
     client_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
-
-
-@dataclass(frozen=True)
-class StoredUser:
-    id: int
-    name: str
-    password_hash: str
-    created_at: datetime
-    last_login_at: datetime | None
-
-
-class DuplicateUserError(Exception):
-    pass
 
 
 def _stored(row: UserRow) -> StoredUser:
@@ -93,7 +102,9 @@ def _from_columns(row: tuple[Any, ...]) -> StoredUser:
 _COLUMNS = 'SELECT user_id, user_name, pwd, created_time, last_login_time FROM "user" WHERE '
 
 
-class UserRepository:
+class SqlUserRepository:
+    """`UserRepository` (see logic.py) on SQLAlchemy asyncio: MariaDB or SQLite."""
+
     def __init__(
         self,
         sessions: async_sessionmaker[AsyncSession],

@@ -6,7 +6,8 @@
         budget_s=deadline - loop.time(),
     )
 
-See DESIGN.md, "Breaker", for the rules; `Command.run` for the errors raised.
+The rules are in the README, "What holds, and is tested against real servers" (**Breakers**);
+`Command.run` documents the errors raised.
 """
 
 from shared.breaker.breakers import Breakers

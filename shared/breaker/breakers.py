@@ -77,6 +77,10 @@ class Breakers:
         for name, command in self._commands.items():
             command.apply_settings(per_command.get(name, defaults))
 
+    def check_settings(self, overrides: Mapping[str, Mapping[str, Any]]) -> None:
+        """Raise ValueError if `update_settings(overrides)` would; change nothing."""
+        resolve(self._base, {name: dict(values) for name, values in overrides.items()})
+
     def configure(self, name: str = DEFAULT_KEY, **overrides: Any) -> None:
         """Change some settings of one command (or of "default"), keeping the other overrides."""
         merged = {key: dict(values) for key, values in self._overrides.items()}

@@ -2,10 +2,13 @@
 
 Usage::
 
-    broker = await connect_broker(BrokerSettings(), "user_service")
-    await broker.subscribe(USER_LOGGED_IN, on_login, queue="user_service")
-    await broker.publish(USER_LOGGED_IN, payload)     # returns at once, even with NATS down
-    await broker.close()                              # flush, finish handlers, drain
+    broker = await connect_broker(BrokerSettings(), "billing")
+    await broker.subscribe(OrderPlaced, on_placed, queue="billing")  # an event type
+    await publish_event(broker, OrderPlaced(...))  # returns at once, even with NATS down
+    await broker.stop()                            # flush, finish handlers, drain
+
+Events and their streams are declared by the services that own them, in their protobuf
+contracts (see `shared.broker.events`); the kit knows none.
 """
 
 from shared.broker.factory import build_broker, connect_broker

@@ -1,37 +1,92 @@
-"""The kit's domain events: subjects, and protobuf payloads (shared/proto/events/v1).
+"""Events as protobuf messages that say their own subject and stream.
 
-Usage::
+A service declares each event it owns in its contract, with the kit's option::
 
-    await publish_event(broker, UserLoggedIn(user_id=7, user_name="ann", occurred_at_ms=now_ms()))
+    message OrderPlaced {
+      option (micro.v1.event) = {subject: "order.placed", stream: "ORDER"};
+      string event_id = 1;
+      ...
+    }
 
-    async def on_login(event: Event) -> None:
-        login = decode(event, UserLoggedIn)
+and the kit reads it once per message type, so it holds no list of anyone's events::
+
+    await publish_event(broker, OrderPlaced(order_id="7", occurred_at_ms=now_ms()))
+    await broker.subscribe(OrderPlaced, on_placed, queue="billing")   # or subject_of(...)
+
+    async def on_placed(event: Event) -> None:
+        placed = decode(event, OrderPlaced)
+
+Reading an event's declaration also declares its stream (see `shared.broker.streams`),
+which the broker then creates on JetStream: the streams a service has are those of the
+events it publishes or consumes.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from typing import Final, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from shared.broker import streams, subjects
 from shared.broker.outbox import new_event_id
 from shared.broker.protocol import Broker, Event
-from shared.proto.events.v1.events_pb2 import TokenRevoked, UserLoggedIn, UserLoginFailed
-
-USER_LOGGED_IN: Final = "user.logged_in"
-USER_LOGIN_FAILED: Final = "user.login_failed"
-AUTH_TOKEN_REVOKED: Final = "auth.token_revoked"
-
-EventMessage = UserLoggedIn | UserLoginFailed | TokenRevoked
-SUBJECTS: Final[Mapping[type[EventMessage], str]] = {
-    UserLoggedIn: USER_LOGGED_IN,
-    UserLoginFailed: USER_LOGIN_FAILED,
-    TokenRevoked: AUTH_TOKEN_REVOKED,
-}
+from shared.proto.micro.v1 import options_pb2
 
 M = TypeVar("M", bound=Message)
+
+
+class NotAnEventError(TypeError):
+    """The message type declares no `(micro.v1.event)` option, or an unusable one."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventSpec:
+    subject: str
+    stream: str
+
+
+# By the message's full name: read once per type.
+_specs: dict[str, EventSpec] = {}
+
+
+def event_spec(message_type: type[Message]) -> EventSpec:
+    """The subject and stream `message_type` declares; read once, and its stream declared."""
+    spec = _specs.get(message_type.DESCRIPTOR.full_name)
+    if spec is None:
+        spec = _specs[message_type.DESCRIPTOR.full_name] = _read_spec(message_type)
+    return spec
+
+
+def _read_spec(message_type: type[Message]) -> EventSpec:
+    descriptor = message_type.DESCRIPTOR
+    options = descriptor.GetOptions()
+    if not options.HasExtension(options_pb2.event):
+        raise NotAnEventError(
+            f"{descriptor.full_name} is not an event: give it "
+            '`option (micro.v1.event) = {subject: "<domain>.<what>", stream: "<STREAM>"};` '
+            "(import shared/proto/micro/v1/options.proto)"
+        )
+    declared = options.Extensions[options_pb2.event]
+    spec = EventSpec(declared.subject, declared.stream)
+    if not subjects.is_valid(spec.subject, wildcards=False) or "." not in spec.subject:
+        raise NotAnEventError(
+            f"{descriptor.full_name}: subject {spec.subject!r} is not `<domain>.<what>`"
+        )
+    if "event_id" not in descriptor.fields_by_name:
+        raise NotAnEventError(f"{descriptor.full_name}: an event needs `string event_id = 1`")
+    try:
+        streams.declare_stream(spec.stream, spec.subject)
+    except ValueError as error:
+        raise NotAnEventError(f"{descriptor.full_name}: {error}") from None
+    return spec
+
+
+def subject_of(message_type: type[Message]) -> str:
+    """The subject to subscribe to for `message_type` (its stream is declared on the way)."""
+    return event_spec(message_type).subject
 
 
 def now_ms() -> int:
@@ -50,12 +105,12 @@ def decode(event: Event, message_type: type[M]) -> M:
 
 
 async def publish_event(
-    broker: Broker, message: EventMessage, *, headers: Mapping[str, str] | None = None
+    broker: Broker, message: Message, *, headers: Mapping[str, str] | None = None
 ) -> str:
     """Publish on the message's subject, its `event_id` (set here when empty) as the id."""
-    if not message.event_id:
-        message.event_id = new_event_id()
-    subject = SUBJECTS[type(message)]
-    return await broker.publish(
-        subject, encode(message), headers=headers, event_id=message.event_id
-    )
+    subject = event_spec(type(message)).subject
+    event_id: str = getattr(message, "event_id")  # noqa: B009 - checked by event_spec
+    if not event_id:
+        event_id = new_event_id()
+        setattr(message, "event_id", event_id)  # noqa: B010 - any event type
+    return await broker.publish(subject, encode(message), headers=headers, event_id=event_id)

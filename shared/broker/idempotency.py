@@ -2,7 +2,7 @@
 
 Delivery is at least once, so every handler must be idempotent. The sturdy way is in
 the handler's own storage: a UNIQUE `event_id` column makes the second insert fail
-(user_service stores login history that way). `SeenEvents` is the light way for
+(a history table keyed on the event id, for example). `SeenEvents` is the light way for
 handlers whose effect has no such key: it remembers ids for a while, in memory only,
 so it covers redeliveries to the same process (a lost ack, an ack timeout), not a
 restart or another replica.

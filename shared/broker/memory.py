@@ -14,11 +14,15 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 
+from google.protobuf.message import Message
+
 from shared.broker import subjects
+from shared.broker.events import subject_of
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import Outbox, OutboxPublisher, Outgoing
+from shared.broker.outbox import MemoryOutbox, OutboxPublisher, Outgoing
 from shared.broker.protocol import Event, Handler, PublishHook
 from shared.broker.settings import BrokerSettings
+from shared.broker.streams import known_streams
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +59,7 @@ class MemoryBroker(OutboxPublisher):
         self._settings = settings or BrokerSettings(url="memory://")
         self._metrics = metrics or default_metrics()
         self._on_publish = on_publish
-        self._outbox = Outbox(
+        self._outbox = MemoryOutbox(
             self._send, capacity=self._settings.outbox_size, metrics=self._metrics
         )
         self._groups: dict[tuple[str, str, bool], _Group] = {}
@@ -75,11 +79,18 @@ class MemoryBroker(OutboxPublisher):
         self._outbox.start()
 
     async def subscribe(
-        self, subject: str, handler: Handler, *, queue: str, durable: bool = True
+        self,
+        subject: str | type[Message],
+        handler: Handler,
+        *,
+        queue: str,
+        durable: bool = True,
     ) -> None:
+        if not isinstance(subject, str):
+            subject = subject_of(subject)
         if not subjects.is_valid(subject, wildcards=True):
             raise ValueError(f"invalid subject to subscribe to: {subject!r}")
-        if durable and subjects.find_stream(self._settings.streams, subject) is None:
+        if durable and subjects.find_stream(known_streams(self._settings), subject) is None:
             raise ValueError(f"no stream holds {subject!r}: durable subscription impossible")
         key = (subject, queue, durable)
         group = self._groups.setdefault(key, _Group(subject, queue, durable))
@@ -97,7 +108,7 @@ class MemoryBroker(OutboxPublisher):
             return False
         return True
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         await self.flush(self._settings.close_timeout_s)
         await self._outbox.stop()
         for task in list(self._deliveries):
@@ -108,7 +119,7 @@ class MemoryBroker(OutboxPublisher):
     async def _send(self, item: Outgoing) -> None:
         await self._online.wait()
         for group in list(self._groups.values()):
-            if subjects.matches(group.subject, item.subject):
+            if subjects.covers(group.subject, item.subject):
                 task = asyncio.create_task(self._deliver(group, item))
                 self._deliveries.add(task)
                 task.add_done_callback(self._deliveries.discard)

@@ -17,17 +17,19 @@ from typing import Any, cast
 
 import nats.errors
 import nats.js.errors
+from google.protobuf.message import Message
 from nats.aio.client import Client, Server
 
 from shared import backoff
 from shared.broker import subjects
-from shared.broker.core import CoreSubscription
+from shared.broker.core_nats import CoreSubscription
+from shared.broker.events import subject_of
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import Outbox, OutboxPublisher, Outgoing, TransientError
+from shared.broker.outbox import MemoryOutbox, OutboxPublisher, Outgoing, TransientError
 from shared.broker.protocol import Handler, PublishHook
 from shared.broker.settings import BrokerSettings
-from shared.broker.streams import ensure_streams
+from shared.broker.streams import ensure_stream, ensure_streams, known_streams
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +59,16 @@ class NatsBroker(OutboxPublisher):
         self._on_publish = on_publish
         self._nc = Client()
         self._js = self._nc.jetstream(timeout=settings.publish_timeout_s)
-        self._outbox = Outbox(self._send, capacity=settings.outbox_size, metrics=self._metrics)
+        self._outbox = MemoryOutbox(
+            self._send, capacity=settings.outbox_size, metrics=self._metrics
+        )
         self._connected = asyncio.Event()
         self._attempted = asyncio.Event()
         self._lock = asyncio.Lock()
         self._core: list[CoreSubscription] = []
         self._durable: list[DurableSubscription] = []
+        # Streams known to exist on the server since the last (re)connect.
+        self._ready_streams: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._connect_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -83,8 +89,15 @@ class NatsBroker(OutboxPublisher):
                 await self._attempted.wait()
 
     async def subscribe(
-        self, subject: str, handler: Handler, *, queue: str, durable: bool = True
+        self,
+        subject: str | type[Message],
+        handler: Handler,
+        *,
+        queue: str,
+        durable: bool = True,
     ) -> None:
+        if not isinstance(subject, str):
+            subject = subject_of(subject)
         if not subjects.is_valid(subject, wildcards=True):
             raise ValueError(f"invalid subject to subscribe to: {subject!r}")
         if not queue or not subjects.is_valid(queue, wildcards=False) or "." in queue:
@@ -96,9 +109,12 @@ class NatsBroker(OutboxPublisher):
                 if self.connected:
                     await core.subscribe(self._nc)
             return
-        stream = subjects.find_stream(self._settings.streams, subject)
+        stream = subjects.find_stream(known_streams(self._settings), subject)
         if stream is None:
-            raise ValueError(f"no stream holds {subject!r}: durable subscription impossible")
+            raise ValueError(
+                f"no stream holds {subject!r}: durable subscription impossible "
+                "(subscribe by event type, whose declaration names its stream)"
+            )
         durable_sub = DurableSubscription(
             self._js,
             stream=stream,
@@ -111,7 +127,9 @@ class NatsBroker(OutboxPublisher):
         )
         self._durable.append(durable_sub)
         if self.connected:
-            # So that the consumer exists, and catches every later event, on return.
+            # So that the stream and the consumer exist, and catch every later event, on return.
+            with contextlib.suppress(*_NATS_ERRORS):
+                await self._ready(stream)
             await durable_sub.setup()
         durable_sub.start()
 
@@ -128,7 +146,7 @@ class NatsBroker(OutboxPublisher):
                 return False
         return True
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._closing:
             return
         self._closing = True
@@ -155,9 +173,11 @@ class NatsBroker(OutboxPublisher):
         await self._connected.wait()
         headers = dict(item.headers)
         try:
-            if subjects.find_stream(self._settings.streams, item.subject) is None:
+            stream = subjects.find_stream(known_streams(self._settings), item.subject)
+            if stream is None:
                 await self._nc.publish(item.subject, item.data, headers=headers)
             else:
+                await self._ready(stream)
                 await self._js.publish(
                     item.subject,
                     item.data,
@@ -168,6 +188,7 @@ class NatsBroker(OutboxPublisher):
             raise
         except nats.js.errors.NoStreamResponseError as error:
             # The server came back without its streams (a fresh store): set them up again.
+            self._ready_streams.clear()
             self._spawn(self._ensure_streams())
             raise TransientError(str(error)) from error
         except _NATS_ERRORS as error:
@@ -193,6 +214,7 @@ class NatsBroker(OutboxPublisher):
         self._attempted.set()
 
     async def _on_connected(self) -> None:
+        self._ready_streams.clear()
         await self._ensure_streams()
         async with self._lock:
             for core in self._core:
@@ -206,6 +228,13 @@ class NatsBroker(OutboxPublisher):
         self._outage_logged = False
         url = self._nc.connected_url
         log.info("broker connected to NATS at %s", url.netloc if url else "?")
+
+    async def _ready(self, stream: str) -> None:
+        """Create `stream` once per connection: declared after connecting, it may not exist."""
+        if stream not in self._ready_streams:
+            patterns = known_streams(self._settings)[stream]
+            await ensure_stream(self._js, stream, patterns, self._settings)
+            self._ready_streams.add(stream)
 
     async def _ensure_streams(self) -> None:
         try:

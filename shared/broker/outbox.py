@@ -65,7 +65,12 @@ def make_outgoing(
     return Outgoing(subject, data, event_id, sent_headers)
 
 
-class Outbox:
+class MemoryOutbox:
+    """Events waiting in this process's memory to be sent; lost if the process dies.
+
+    (Not a transactional outbox, which writes events in the change's database transaction.)
+    """
+
     def __init__(
         self,
         send: Sender,
@@ -171,9 +176,9 @@ class Outbox:
 
 
 class OutboxPublisher:
-    """`publish()` for a broker that sends through an `Outbox`: queue, return the id."""
+    """`publish()` for a broker that sends through a `MemoryOutbox`: queue, return the id."""
 
-    _outbox: Outbox
+    _outbox: MemoryOutbox
     _on_publish: PublishHook | None
 
     async def publish(

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from google.protobuf.message import Message
+
 # JetStream drops a second publish with the same id (within the stream's duplicate
 # window), so the event id doubles as the de-duplication key.
 EVENT_ID_HEADER = "Nats-Msg-Id"
@@ -47,9 +49,17 @@ class Broker(Protocol):
         """Queue an event and return its id at once; never raises for a broker outage."""
 
     async def subscribe(
-        self, subject: str, handler: Handler, *, queue: str, durable: bool = True
+        self,
+        subject: str | type[Message],
+        handler: Handler,
+        *,
+        queue: str,
+        durable: bool = True,
     ) -> None:
         """Handle events on `subject` once per `queue` (the service name).
+
+        `subject` is a subject (wildcards allowed) or an event type, whose declaration
+        (`(micro.v1.event)`) gives the subject and the stream.
 
         durable=True: JetStream, acked after the handler returns, redelivered when it
         raises, dead-lettered after `max_deliver` attempts. durable=False: core NATS,
@@ -59,5 +69,5 @@ class Broker(Protocol):
     async def flush(self, timeout: float) -> bool:
         """Wait until every queued event is sent; False when `timeout` ran out first."""
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         """Flush (bounded), let running handlers finish, then drain and disconnect."""

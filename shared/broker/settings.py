@@ -7,16 +7,12 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DAY_S = 24 * 3600.0
 
 
-def _default_streams() -> dict[str, tuple[str, ...]]:
-    # One stream per domain; a subject outside every stream is sent on core NATS only.
-    return {"USER": ("user.>",), "AUTH": ("auth.>",)}
-
-
 class BrokerSettings(BaseModel):
     """Where NATS is, and how hard to try to deliver.
 
-    `url` is `nats://host:port` (several separated by commas) or `memory://` for the
-    in-process broker of unit tests.
+    `url` is `nats://host:port` (a cluster's servers separated by commas: the client
+    connects to one and fails over to the others) or `memory://` for the in-process
+    broker of unit tests.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -35,11 +31,15 @@ class BrokerSettings(BaseModel):
     reconnect_max_wait_s: float = Field(default=10.0, gt=0)
     # How long one JetStream publish waits for its ack before the outbox retries it.
     publish_timeout_s: float = Field(default=5.0, gt=0)
-    # Bound on close(): flushing the outbox, then waiting for handlers and draining.
+    # Bound on stop(): flushing the outbox, then waiting for handlers and draining.
     close_timeout_s: float = Field(default=10.0, gt=0)
     # Handlers running at once per durable subscription in one process.
     max_in_flight: int = Field(default=32, ge=1)
-    streams: dict[str, tuple[str, ...]] = Field(default_factory=_default_streams)
+    # Streams beyond those the events declare (shared.broker.streams), for raw subjects:
+    # name -> subject patterns. A subject outside every stream is sent on core NATS only.
+    streams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    # Copies of each stream (1, or 3 on a 3-node cluster: survives losing one node).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
     stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
     dlq_stream: str = "DLQ"
     dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)

@@ -5,13 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 
-def matches(pattern: str, subject: str) -> bool:
-    """True when a literal `subject` is matched by `pattern`."""
-    return covers(pattern, subject)
-
-
 def covers(outer: str, inner: str) -> bool:
-    """True when every subject matched by `inner` is also matched by `outer`."""
+    """True when every subject matched by `inner` (a literal: it matches) is matched by `outer`."""
     outer_tokens, inner_tokens = outer.split("."), inner.split(".")
     for index, token in enumerate(outer_tokens):
         if token == ">":

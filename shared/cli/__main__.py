@@ -1,5 +1,5 @@
 """`python -m shared.cli` is `micro`, for when the entry point is not on PATH."""
 
-from shared.cli.main import app
+from shared.cli.entry import main
 
-app(prog_name="micro")
+main()

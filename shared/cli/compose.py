@@ -127,7 +127,7 @@ def _indent(block: str, unit: int) -> str:
 
 
 def _load(text: str) -> dict[str, Any]:
-    import yaml  # PyYAML: a dev dependency, needed only here
+    import yaml  # PyYAML (the cli extra), needed only here
 
     try:
         document = yaml.safe_load(text) or {}

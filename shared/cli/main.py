@@ -34,7 +34,12 @@ new_app = typer.Typer(help="Create a part of the project from the kit's template
 app.add_typer(new_app, name="new", no_args_is_help=True)
 
 Etcd = Annotated[
-    str, typer.Option("--etcd", envvar="ETCD_ENDPOINT", help="etcd host:port of the registry")
+    str,
+    typer.Option(
+        "--etcd",
+        envvar=["ETCD_ENDPOINTS", "ETCD_ENDPOINT"],
+        help="etcd host:port of the registry (a cluster: comma-separated)",
+    ),
 ]
 Prefix = Annotated[
     str, typer.Option("--prefix", envvar="REGISTRY_PREFIX", help="registry key prefix")
@@ -133,11 +138,42 @@ def health(
         raise typer.Exit(1)
 
 
+config_app = typer.Typer(help="Read and write an app's configuration in config_service.")
+app.add_typer(config_app, name="config", no_args_is_help=True)
+
+
+@config_app.command("get")
+def config_get(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="e.g. user_api")],
+    etcd: Etcd = "127.0.0.1:2379",
+    prefix: Prefix = "/micro/registry",
+    timeout: Timeout = 5.0,
+) -> None:
+    """Print APP's configuration as JSON."""
+    document = _run(remote.get_config(remote.Target(etcd, prefix, timeout), app_name))
+    typer.echo(json.dumps(document, indent=2))
+
+
+@config_app.command("set")
+def config_set(
+    app_name: Annotated[str, typer.Argument(metavar="APP", help="e.g. user_api")],
+    file: Annotated[str, typer.Argument(metavar="FILE|-", help="a JSON object; - reads stdin")],
+    etcd: Etcd = "127.0.0.1:2379",
+    prefix: Prefix = "/micro/registry",
+    timeout: Timeout = 5.0,
+) -> None:
+    """Replace APP's whole configuration; refused (nothing stored) unless it fits APP's
+    settings schema. Running replicas apply it within a second."""
+    text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    document = _run(remote.set_config(remote.Target(etcd, prefix, timeout), app_name, text))
+    typer.echo(json.dumps(document, indent=2))
+
+
 def _run(work: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(work)
     except ServiceError as error:
-        _fail(f"{error.reason.value}: {error.message}")
+        _fail(f"{error.reason}: {error.message}")
 
 
 def _node(node: ServiceNode) -> Any:

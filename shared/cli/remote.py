@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,21 @@ from grpc_health.v1 import health_pb2
 
 from shared.breaker import Breakers
 from shared.client import Client
+from shared.config.remote import CONFIG_SERVICE
 from shared.errors import Reason, ServiceError
+from shared.proto.config.v1 import config_pb2
 from shared.reflection import call_json
 from shared.registry import EtcdRegistry, ServiceNode
 from shared.selector import Selector
 
-__all__ = ["NodeHealth", "call", "check_health", "list_services"]
+__all__ = [
+    "NodeHealth",
+    "call",
+    "check_health",
+    "get_config",
+    "list_services",
+    "set_config",
+]
 
 _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
@@ -45,7 +55,7 @@ async def list_services(target: Target) -> dict[str, list[ServiceNode]]:
     except Exception as error:  # aetcd raises its own errors, grpc's and OSError
         raise ServiceError(Reason.UNAVAILABLE, f"etcd at {target.etcd}: {error!r}") from None
     finally:
-        await registry.close()
+        await registry.stop()
     services: dict[str, list[ServiceNode]] = {}
     for item in listing:
         with contextlib.suppress(ValueError, KeyError, TypeError):
@@ -79,6 +89,26 @@ async def _check(node: ServiceNode, timeout_s: float) -> NodeHealth:
     return NodeHealth(node, health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status))
 
 
+async def get_config(target: Target, app: str) -> dict[str, Any]:
+    request = config_pb2.GetConfigRequest(app=app)
+    async with _client(target) as client:
+        snapshot = await client.call(CONFIG_SERVICE, "GetConfig", request)
+    return _document(snapshot)
+
+
+async def set_config(target: Target, app: str, json_text: str) -> dict[str, Any]:
+    """Through config_service, which checks the document against the app's schema first."""
+    request = config_pb2.SetConfigRequest(app=app, json=json_text)
+    async with _client(target) as client:
+        snapshot = await client.call(CONFIG_SERVICE, "SetConfig", request)
+    return _document(snapshot)
+
+
+def _document(snapshot: config_pb2.ConfigSnapshot) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(snapshot.json or "{}")
+    return document
+
+
 @contextlib.asynccontextmanager
 async def _client(target: Target) -> AsyncIterator[Client]:
     registry = EtcdRegistry(target.etcd, prefix=target.prefix, call_timeout_s=target.timeout_s)
@@ -87,6 +117,6 @@ async def _client(target: Target) -> AsyncIterator[Client]:
     try:
         yield client
     finally:
-        await client.close()
-        await selector.close()
-        await registry.close()
+        await client.stop()
+        await selector.stop()
+        await registry.stop()

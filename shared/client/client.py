@@ -1,21 +1,27 @@
-"""`Client.call(service, method, request)`: selector → breaker → deadline → node.
+"""`Client.call(service, method, request)`: a chain of middleware around the node's call.
 
-The hot path does one dictionary look-up, one selector pick and one breaker run per
-attempt; it never talks to the registry (the selector serves its cache) and reuses one
-channel per node. What a (service, method) needs is resolved once into a `Route`.
-Safe methods (see `Endpoint.safe`) are retried on another node when a node could not be
-reached or answered UNAVAILABLE, at most `max_retries` times and while the caller's
-deadline allows; never after a timeout (the node may still be working on it) or a
-business error.
+The chain (tracing, metrics, deadline, your links, retry, breaker, transport) is
+composed once per route; its order is in `shared/client/chain.py`. The hot path does one
+dictionary look-up, one selector pick and one breaker run per attempt; it never talks to
+the registry (the selector serves its cache) and reuses one channel per node. What a
+(service, method) needs is resolved once into a `Route`.
+
+A link of your own, for example a header on every call:
+
+    def tenant(next: Handler) -> Handler:
+        def handler(call: Call) -> Awaitable[Any]:
+            call.add_metadata(("x-tenant", "acme"))
+            return next(call)
+        return handler
+
+    runtime.client.use(tenant)
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Coroutine, Sequence
-from functools import partial
 from typing import Any
 
 import grpc
@@ -23,18 +29,14 @@ from google.protobuf.message import Message
 
 from shared import deadline
 from shared.breaker import Breakers
+from shared.client.call import Call, ClientMiddleware
+from shared.client.chain import compose
 from shared.client.endpoint import Endpoint, resolve
+from shared.client.metrics import ClientMetrics, default_metrics
 from shared.client.route import Route, unreachable
 from shared.errors import Reason, ServiceError
-from shared.selector import NodeState, Selector
-from shared.tracing import (
-    Tracing,
-    annotate_breaker,
-    client_span,
-    mark_rejected,
-    mark_short_circuited,
-    mark_timeout,
-)
+from shared.selector import Selector
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +55,11 @@ _FIRST_DISCOVERY_S = 5.0
 class Client:
     """`timeout` (per call, else `default_timeout_s`) bounds the whole call, retries
     included, like a deadline; the breaker's own timeout bounds each attempt; the
-    smallest of those and the caller's deadline is what the node is given."""
+    smallest of those and the caller's deadline is what the node is given.
+
+    `metrics=None` counts calls on prometheus_client's global registry; `middleware` are
+    links of your own (see `shared.client.chain` for where they run).
+    """
 
     def __init__(
         self,
@@ -63,12 +69,16 @@ class Client:
         max_retries: int = 2,
         default_timeout_s: float | None = None,
         tracing: Tracing | None = None,
+        metrics: ClientMetrics | None = None,
+        middleware: Sequence[ClientMiddleware] = (),
     ) -> None:
         self.selector = selector
         self.tracing = tracing or Tracing.disabled()
         self.breakers = breakers
         self.max_retries = max_retries
         self.default_timeout_s = default_timeout_s
+        self.metrics = default_metrics() if metrics is None else metrics
+        self._middleware = list(middleware)
         self._channels: dict[str, grpc.aio.Channel] = {}
         self._routes: dict[tuple[str, Endpoint], Route] = {}
         self._by_request: dict[tuple[str, str, type[Message]], Route] = {}
@@ -98,6 +108,13 @@ class Client:
 
         return ServiceChannel(self, service)
 
+    def use(self, *middleware: ClientMiddleware) -> None:
+        """Add links of your own, after those already given (and inside the kit's tracing,
+        metrics and deadline links); routes already resolved are composed again."""
+        self._middleware.extend(middleware)
+        for route in self._routes.values():
+            route.handler = self._compose(route)
+
     async def route(self, service: str, endpoint: Endpoint) -> Route:
         """The route of `endpoint` on `service`, once the registry has been read."""
         if service not in self._ready:
@@ -105,7 +122,9 @@ class Client:
         route = self._routes.get((service, endpoint))
         if route is None:
             command = self.breakers.command(f"{service}.{endpoint.method}")
-            route = self._routes[(service, endpoint)] = Route(service, endpoint, command)
+            route = Route(service, endpoint, command)
+            route.handler = self._compose(route)
+            self._routes[(service, endpoint)] = route
         return route
 
     async def invoke(
@@ -118,107 +137,32 @@ class Client:
     ) -> Any:
         if timeout is None:
             timeout = self.default_timeout_s
-        budget = deadline.remaining()
-        give_up = None
-        if timeout is not None:
-            give_up = time.monotonic() + timeout
-            if budget is None or timeout < budget:
-                budget = timeout
-        node = self.selector.pick(route.service)
-        try:
-            return await self._attempt(node, route, request, metadata, budget)
-        except ServiceError as error:
-            if error.reason is not Reason.UNAVAILABLE or not route.endpoint.safe:
-                raise
-            return await self._retry(route, request, metadata, error, node, give_up)
+        return await route.handler(Call(route, request, metadata, timeout))
 
-    async def _retry(
-        self,
-        route: Route,
-        request: Any,
-        metadata: Metadata | None,
-        error: ServiceError,
-        node: NodeState,
-        give_up: float | None,
-    ) -> Any:
-        """Try other nodes after `node` failed with UNAVAILABLE; re-raise the last such
-        error when retries, nodes or time run out."""
-        tried = [node.node.id]
-        while len(tried) <= self.max_retries:
-            budget = deadline.remaining()
-            if give_up is not None:
-                left = give_up - time.monotonic()
-                budget = left if budget is None else min(budget, left)
-            if budget is not None and budget <= 0:
-                break
-            try:
-                node = self.selector.pick(route.service, tried)
-            except ServiceError:
-                break  # no other node
-            log.info("retrying %s on %s after %s", route.command.name, node.node.id, error)
-            try:
-                return await self._attempt(node, route, request, metadata, budget)
-            except ServiceError as again:
-                if again.reason is not Reason.UNAVAILABLE:
-                    raise
-                error = again
-            tried.append(node.node.id)
-        raise error
+    def _compose(self, route: Route) -> Any:
+        return compose(
+            route,
+            self._send,
+            tracing=self.tracing,
+            metrics=self.metrics,
+            selector=self.selector,
+            max_retries=self.max_retries,
+            middleware=self._middleware,
+        )
 
-    async def _attempt(
-        self,
-        node: NodeState,
-        route: Route,
-        request: Any,
-        metadata: Metadata | None,
-        budget: float | None,
-    ) -> Any:
-        """One guarded call to `node`, in a CLIENT span that shows the breaker's decision."""
-        endpoint = route.endpoint
-        command = route.command
-        peer = node.node.address
-        with client_span(self.tracing, route.service, endpoint.method, endpoint.path, peer) as (
-            span,
-            outgoing,
-        ):
-            if outgoing:
-                metadata = (*metadata, *outgoing) if metadata else outgoing
-            if span.is_recording():
-                annotate_breaker(span, command.name, command.state)
-            try:
-                # The gRPC deadline is the timeout: it cancels the call on both sides.
-                return await command.run(
-                    partial(self._unary, node, route, request, metadata),
-                    budget_s=budget,
-                    self_timed=True,
-                )
-            except ServiceError as error:
-                if error.reason is Reason.CIRCUIT_OPEN:
-                    mark_short_circuited(span, command.name)
-                elif error.reason is Reason.REJECTED:
-                    mark_rejected(span, command.name)
-                elif error.reason is Reason.TIMEOUT:
-                    timeout = command.settings.timeout_ms / 1000
-                    mark_timeout(
-                        span, command.name, timeout if budget is None else min(timeout, budget)
-                    )
-                raise
-
-    async def _unary(
-        self,
-        state: NodeState,
-        route: Route,
-        request: Any,
-        metadata: Metadata | None,
-        timeout: float,
-    ) -> Any:
+    async def _send(self, call: Call) -> Any:
+        """The transport: the gRPC call to the node the chain picked, on its channel."""
+        state = call.node
+        assert state is not None, "the retry link picks the node"
+        route = call.route
         address = state.node.address
         multicallable = route.callables.get(address)
         if multicallable is None:
             multicallable = route.callables[address] = route.bind(self.node_channel(address))
+        timeout = call.attempt_timeout if call.attempt_timeout is not None else call.budget
         state.in_flight += 1
         try:
-            response = await multicallable(request, timeout=timeout, metadata=metadata)
+            response = await multicallable(call.request, timeout=timeout, metadata=call.metadata)
         except grpc.aio.AioRpcError as rpc_error:
             if unreachable(rpc_error):
                 self.selector.report(state, transport_ok=False)
@@ -268,7 +212,7 @@ class Client:
             raise ServiceError(Reason.UNAVAILABLE, f"{service} not found in the registry")
         self._ready.add(service)
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for closing in list(self._closing):
             await closing
         for channel in self._channels.values():

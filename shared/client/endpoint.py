@@ -15,14 +15,14 @@ from shared.errors import Reason, ServiceError
 
 # Reads and idempotent writes may be retried on another node; see `idempotency_level`
 # in the .proto files (NO_SIDE_EFFECTS or IDEMPOTENT).
-_SAFE_LEVELS = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
+_RETRYABLE_LEVELS = frozenset({MethodOptions.NO_SIDE_EFFECTS, MethodOptions.IDEMPOTENT})
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     path: str  # "/user.v1.UserService/VerifyCredentials"
     method: str  # "VerifyCredentials"
-    safe: bool
+    retryable: bool
     serialize: Callable[[Any], bytes]
     deserialize: Callable[[bytes], Any]
 
@@ -34,7 +34,7 @@ class Endpoint:
         return cls(
             path=f"/{method.containing_service.full_name}/{method.name}",
             method=method.name,
-            safe=method.GetOptions().idempotency_level in _SAFE_LEVELS,
+            retryable=method.GetOptions().idempotency_level in _RETRYABLE_LEVELS,
             serialize=_serialize,
             deserialize=response_type.FromString,
         )
@@ -50,13 +50,13 @@ class Endpoint:
         service, _, method = path.strip("/").partition("/")
         try:
             descriptor = descriptor_pool.Default().FindMethodByName(f"{service}.{method}")
-            safe = descriptor.GetOptions().idempotency_level in _SAFE_LEVELS
+            retryable = descriptor.GetOptions().idempotency_level in _RETRYABLE_LEVELS
         except KeyError:
-            safe = False
+            retryable = False
         return cls(
             path=path,
             method=method,
-            safe=safe,
+            retryable=retryable,
             serialize=serialize or _identity,
             deserialize=deserialize or _identity,
         )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from shared.breaker import Command
 from shared.client.endpoint import Endpoint
 from shared.errors import REASON_METADATA_KEY
+
+if TYPE_CHECKING:
+    from shared.client.call import Call, Handler
 
 MultiCallable = grpc.aio.UnaryUnaryMultiCallable[Any, Any]
 
@@ -21,6 +24,8 @@ class Route:
     command: Command
     # One per node address, on that node's channel.
     callables: dict[str, MultiCallable] = field(default_factory=dict)
+    # The client's chain of middleware for this route, composed once (`shared.client.chain`).
+    handler: Handler = field(default=lambda call: _not_composed(call))
 
     def bind(self, channel: grpc.aio.Channel) -> MultiCallable:
         return channel.unary_unary(
@@ -30,6 +35,10 @@ class Route:
             # As generated stubs do: core then skips per-call method look-ups.
             _registered_method=True,  # type: ignore[call-arg]
         )
+
+
+def _not_composed(call: Call) -> Any:
+    raise RuntimeError(f"the route {call.route.endpoint.path} has no chain: use Client.route")
 
 
 def unreachable(error: grpc.aio.AioRpcError) -> bool:

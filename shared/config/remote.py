@@ -64,7 +64,7 @@ class ConfigWatcher:
         self._version = known_version
         self._task = asyncio.create_task(self._follow(), name=f"config-watch-{self._app}")
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

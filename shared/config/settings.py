@@ -7,8 +7,10 @@ always pin a value on one process. Settings are built in `main` and passed down.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.selector import Strategy
@@ -22,10 +24,16 @@ class ServiceSettings(BaseSettings):
     service_name: str = "service"
     service_version: str = "0.1.0"
     environment: Literal["development", "test", "production"] = "development"
+    # etcd's client address; a cluster's members comma-separated ("a:2379,b:2379,c:2379"),
+    # or one DNS name that resolves to all of them. ETCD_ENDPOINTS, when set, wins.
     etcd_endpoint: str = "127.0.0.1:2379"
+    etcd_endpoints: str = ""
     registry_prefix: str = "/micro/registry"
     registry_ttl_s: int = 15
+    # NATS servers, comma-separated: the client fails over between them.
     nats_url: str = "nats://127.0.0.1:4222"
+    # Replicas of each JetStream stream this service creates: 3 on a 3-node cluster.
+    nats_stream_replicas: int = 1
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
     # The host other services dial; defaults to the bind host, or this host's address.
@@ -40,6 +48,28 @@ class ServiceSettings(BaseSettings):
     # Share circuit states with this service's other replicas through Redis (redis://…).
     breaker_redis_url: str | None = None
     config_wait_s: float = 3.0
+    # Service identity (see shared/security): mTLS on every gRPC hop when `mtls` is on.
+    # TLS_DIR holds tls.crt, tls.key and ca.crt (as cert-manager or a SPIFFE helper writes
+    # them, reloaded on rotation); else TLS_DEV_ROOT holds a development CA that issues
+    # this service's certificate on first start (`make run`: .run/tls).
+    mtls: bool = False
+    trust_domain: str = "micro.local"
+    tls_dir: Path | None = None
+    tls_dev_root: Path | None = None
+    tls_reload_s: float = 1.0
+    # Deny calls the method's `allowed_callers` option does not list (else log them only).
+    enforce_policy: bool = True
+    # The services this one calls, comma-separated: registered as the node's metadata
+    # `dependencies`, so that a view of the system (user_api's /portal) can show them.
+    dependencies: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _endpoints_win(cls, data: Any) -> Any:
+        # One value for every etcd user: ETCD_ENDPOINTS (the cluster) over ETCD_ENDPOINT.
+        if isinstance(data, dict) and data.get("etcd_endpoints"):
+            return {**data, "etcd_endpoint": data["etcd_endpoints"]}
+        return data
 
     @classmethod
     def settings_customise_sources(

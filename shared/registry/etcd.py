@@ -1,8 +1,11 @@
 """An etcd registry: a node is a key attached to a lease kept alive by one stream.
 
-When the lease is lost (etcd restarted or wiped, the network cut for longer than the
-TTL) the node grants a new lease and registers again, with backoff, for as long as it
-runs. Watchers re-read the prefix after every reconnect, so a wiped etcd is seen too.
+When the keep-alive stream breaks (its etcd member stopped) the same lease is kept alive
+again through another member of the cluster. When the lease is lost (etcd restarted or
+wiped, the network cut for longer than the TTL) the node grants a new lease and
+registers again, with backoff, for as long as it runs. Watchers re-read the prefix after
+every reconnect (on any member), so neither a wiped etcd nor a change made meanwhile is
+missed.
 """
 
 from __future__ import annotations
@@ -10,41 +13,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import aetcd
 import grpc
 
 from shared import backoff
+from shared.registry.etcd_client import etcd_client as etcd_client
+from shared.registry.etcd_client import parse_endpoints as parse_endpoints
 from shared.registry.node import ServiceNode, node_key, service_prefix
 
 log = logging.getLogger(__name__)
 
-# grpc's default reconnect backoff grows to 120 s; a registry must notice etcd's return fast.
-_CHANNEL_OPTIONS = {
-    "grpc.initial_reconnect_backoff_ms": 100,
-    "grpc.min_reconnect_backoff_ms": 100,
-    "grpc.max_reconnect_backoff_ms": 1000,
-    "grpc.keepalive_time_ms": 5000,
-    "grpc.keepalive_timeout_ms": 3000,
-    "grpc.keepalive_permit_without_calls": 1,
-}
-_ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
+# What a failed etcd call raises (the client's errors, the channel's, the socket's, a
+# timeout): the one tuple every etcd user of the kit and of the services catches.
+ETCD_ERRORS = (aetcd.ClientError, grpc.RpcError, OSError, TimeoutError)
 _MAX_BACKOFF_S = 2.0
 
 
 def parse_endpoint(endpoint: str) -> tuple[str, int]:
-    """'http://127.0.0.1:2379', '127.0.0.1:2379' or 'etcd' → (host, port)."""
-    hostport = endpoint.split("://", 1)[-1].split(",", 1)[0].rstrip("/")
-    host, _, port = hostport.rpartition(":")
-    return (host, int(port)) if host else (hostport, 2379)
-
-
-def etcd_client(endpoint: str) -> aetcd.Client:
-    """An etcd client that reconnects within a second of etcd's return."""
-    host, port = parse_endpoint(endpoint)
-    return aetcd.Client(host=host, port=port, options=_CHANNEL_OPTIONS)
+    """'http://127.0.0.1:2379', '127.0.0.1:2379' or 'etcd' → (host, port); the first of a list."""
+    return parse_endpoints(endpoint)[0]
 
 
 class EtcdRegistry:
@@ -67,6 +57,10 @@ class EtcdRegistry:
     def client(self) -> aetcd.Client:
         return self._client
 
+    @property
+    def prefix(self) -> str:
+        return self._prefix
+
     async def register(self, node: ServiceNode) -> None:
         registered = asyncio.Event()
         await self._stop_keeper(node.id)
@@ -77,7 +71,7 @@ class EtcdRegistry:
 
     async def deregister(self, node: ServiceNode) -> None:
         lease_id = await self._stop_keeper(node.id)
-        with contextlib.suppress(*_ETCD_ERRORS):
+        with contextlib.suppress(*ETCD_ERRORS):
             async with asyncio.timeout(self._call_timeout_s):
                 await self._client.delete(node_key(self._prefix, node.name, node.id).encode())
                 if lease_id:
@@ -108,14 +102,14 @@ class EtcdRegistry:
                     else:
                         nodes.pop(event.kv.key, None)
                     yield list(nodes.values())
-            except _ETCD_ERRORS as error:
+            except ETCD_ERRORS as error:
                 log.debug("watch of %s interrupted: %r", service, error)
             await asyncio.sleep(next(waits))
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         for node_id in list(self._keepers):
             await self._stop_keeper(node_id)
-        with contextlib.suppress(*_ETCD_ERRORS):
+        with contextlib.suppress(*ETCD_ERRORS):
             await self._client.close()
 
     async def _stop_keeper(self, node_id: str) -> int | None:
@@ -130,23 +124,33 @@ class EtcdRegistry:
     async def _keep_registered(self, node: ServiceNode, registered: asyncio.Event) -> None:
         key = node_key(self._prefix, node.name, node.id).encode()
         waits = _waits()
+        lease_id: int | None = None
+
+        def fresh_waits() -> None:
+            nonlocal waits
+            waits = _waits()
+
         while True:
             try:
-                async with asyncio.timeout(self._call_timeout_s):
-                    lease = await self._client.lease(self._ttl_s)
-                    await self._client.put(key, node.to_json(), lease=lease)
-                self._leases[node.id] = lease.id
-                if registered.is_set():
-                    log.info("registered %s again at %s", node.id, node.address)
-                registered.set()
-                waits = _waits()
-                await self._keep_alive(lease.id)
+                if lease_id is None:
+                    async with asyncio.timeout(self._call_timeout_s):
+                        lease = await self._client.lease(self._ttl_s)
+                        await self._client.put(key, node.to_json(), lease=lease)
+                    lease_id = self._leases[node.id] = lease.id
+                    if registered.is_set():
+                        log.info("registered %s again at %s", node.id, node.address)
+                    registered.set()
+                    fresh_waits()
+                await self._keep_alive(lease_id, fresh_waits)
                 log.warning("lease of %s lost; registering again", node.id)
-            except _ETCD_ERRORS as error:
+                lease_id = None
+            except ETCD_ERRORS as error:
+                # The lease outlives its stream by up to its TTL: keep the same lease alive
+                # through whichever member the channel reaches next (a cluster's other one).
                 log.warning("registry unreachable for %s: %r", node.id, error)
             await asyncio.sleep(next(waits))
 
-    async def _keep_alive(self, lease_id: int) -> None:
+    async def _keep_alive(self, lease_id: int, on_reply: Callable[[], None]) -> None:
         """Refresh the lease over one long-lived stream; returns when the lease is gone."""
         interval = max(self._ttl_s / 3, 0.5)
 
@@ -163,6 +167,7 @@ class EtcdRegistry:
                     reply = await stream.read()
                 if reply is grpc.aio.EOF or reply.TTL <= 0:
                     return
+                on_reply()
         finally:
             stream.cancel()
 
@@ -178,3 +183,7 @@ def _decode(raw: bytes) -> ServiceNode | None:
     except (ValueError, KeyError, TypeError):
         log.warning("ignoring a malformed registry entry: %r", raw[:200])
         return None
+
+
+# For shared/registry/overview.py, which reads the same entries.
+decode_node = _decode

@@ -26,6 +26,10 @@ class MemoryRegistry:
     async def get(self, service: str) -> list[ServiceNode]:
         return list(self._nodes.get(service, {}).values())
 
+    async def all(self) -> list[ServiceNode]:
+        """Every node of every service."""
+        return [node for nodes in self._nodes.values() for node in nodes.values()]
+
     async def watch(self, service: str) -> AsyncIterator[list[ServiceNode]]:
         last: list[ServiceNode] | None = None
         while True:
@@ -37,5 +41,5 @@ class MemoryRegistry:
             last = current
             yield current
 
-    async def close(self) -> None:
+    async def stop(self) -> None:
         self._nodes.clear()

@@ -1,6 +1,7 @@
-"""The kit's gRPC server."""
+"""The kit's gRPC server, with a chain of middleware around every handler."""
 
-from shared.server.handlers import GuardInterceptor, guard_stream, guard_unary
+from shared.server.chain import ChainInterceptor
+from shared.server.links import Handler, ServerMiddleware
 from shared.server.server import GrpcServer, advertised_host
 
-__all__ = ["GrpcServer", "GuardInterceptor", "advertised_host", "guard_stream", "guard_unary"]
+__all__ = ["ChainInterceptor", "GrpcServer", "Handler", "ServerMiddleware", "advertised_host"]

@@ -1,24 +1,28 @@
-"""The kit's grpc.aio server: health, reflection, guarded handlers, and the registry.
+"""The kit's grpc.aio server: health, reflection, the chain of middleware.
 
-Start, then register; on stop, say NOT_SERVING, deregister, then drain (kratos' order):
-callers stop picking the node before it stops answering.
+It starts NOT_SERVING and reports its node (bound address, services); the application
+(`shared.app.App`) registers the node once every part serves and turns it SERVING, then
+on stop says NOT_SERVING and deregisters before this server drains.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.registry import Registry, ServiceNode
-from shared.server.handlers import GuardInterceptor
+from shared.registry import ServiceNode
+from shared.server.chain import ChainInterceptor
+from shared.server.links import ServerMiddleware
+from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +50,28 @@ class GrpcServer:
         *,
         name: str,
         version: str,
-        registry: Registry,
         host: str = "127.0.0.1",
         port: int = 0,
         advertise_host: str | None = None,
         interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        tracing: Tracing | None = None,
+        middleware: Sequence[ServerMiddleware] = (),
         metadata: Mapping[str, str] | None = None,
         drain_s: float = 5.0,
+        credentials: grpc.ServerCredentials | None = None,
     ) -> None:
         self.name = name
         self._version = version
-        self._registry = registry
         self._host = host
         self._port = port
         self._advertise_host = advertise_host
         self._metadata = dict(metadata or {})
         self._drain_s = drain_s
-        self._server = grpc.aio.server(
-            interceptors=[*interceptors, GuardInterceptor()], options=_OPTIONS
-        )
+        # mTLS (shared.security.credentials.server_credentials); None serves plain gRPC.
+        self._credentials = credentials
+        # The kit's chain (see shared/server/chain.py) with `middleware` of your own in it.
+        chain = ChainInterceptor(tracing or Tracing.disabled(), middleware)
+        self._server = grpc.aio.server(interceptors=[*interceptors, chain], options=_OPTIONS)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._services: list[str] = []
@@ -83,8 +90,20 @@ class GrpcServer:
     def grpc_server(self) -> grpc.aio.Server:
         return self._server
 
+    @property
+    def address(self) -> str:
+        """The address callers dial (host:port), once started."""
+        if self.node is None:
+            raise RuntimeError(f"{self.name} is not started")
+        return self.node.address
+
     async def start(self) -> ServiceNode:
-        port = self._server.add_insecure_port(f"{self._host}:{self._port}")
+        """Bind and serve, NOT_SERVING to health checks until `set_serving(True)`."""
+        bind = f"{self._host}:{self._port}"
+        if self._credentials is not None:
+            port = self._server.add_secure_port(bind, self._credentials)
+        else:
+            port = self._server.add_insecure_port(bind)
         reflection.enable_server_reflection(
             [*self._services, health.SERVICE_NAME, reflection.SERVICE_NAME], self._server
         )
@@ -96,21 +115,21 @@ class GrpcServer:
             address=f"{advertised_host(self._host, self._advertise_host)}:{port}",
             version=self._version,
             endpoints=tuple(self._services),
-            metadata=self._metadata,
+            # When it started serving, for views of the system; wall clock, unix seconds.
+            metadata={**self._metadata, "registered_at": f"{time.time():.3f}"},
         )
-        await self._registry.register(self.node)
-        # Healthy once callers can find it: a node still waiting for etcd is not.
-        for service in ("", *self._services):
-            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        log.info("%s serving on %s as %s", self.name, self.node.address, self.node.id)
+        log.info("%s listening on %s", self.name, self.node.address)
         return self.node
 
-    async def stop(self) -> None:
-        await self._health.enter_graceful_shutdown()
-        if self.node is not None:
-            await self._registry.deregister(self.node)
-            log.info("%s deregistered %s", self.name, self.node.id)
-        await self._server.stop(self._drain_s)
+    async def set_serving(self, serving: bool) -> None:
+        """SERVING once callers can find the node; NOT_SERVING for good once stopping."""
+        if not serving:
+            await self._health.enter_graceful_shutdown()
+            return
+        for service in ("", *self._services):
+            await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
-    async def wait_for_termination(self) -> Any:
-        return await self._server.wait_for_termination()
+    async def stop(self) -> None:
+        """NOT_SERVING, then finish the calls in flight for up to `drain_s`."""
+        await self._health.enter_graceful_shutdown()
+        await self._server.stop(self._drain_s)

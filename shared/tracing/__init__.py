@@ -8,11 +8,12 @@ from shared.tracing.grpc_client import (
     ClientSpan,
     annotate_breaker,
     client_span,
+    mark_peer,
     mark_rejected,
     mark_short_circuited,
     mark_timeout,
 )
-from shared.tracing.grpc_server import TracingServerInterceptor
+from shared.tracing.grpc_server import TracingServerInterceptor, server_tracing
 from shared.tracing.http import TracingMiddleware
 from shared.tracing.messaging import consumer_span, producer_span
 from shared.tracing.propagation import inject_headers, outgoing_metadata
@@ -29,10 +30,12 @@ __all__ = [
     "consumer_span",
     "inject_headers",
     "instrument_sqlalchemy",
+    "mark_peer",
     "mark_rejected",
     "mark_short_circuited",
     "mark_timeout",
     "outgoing_metadata",
     "producer_span",
+    "server_tracing",
     "setup_tracing",
 ]

@@ -1,12 +1,15 @@
 """Client spans for the kit's own gRPC client, called on its hot path (not an interceptor).
 
 grpc.aio client interceptors wrap every call in extra tasks and call objects; the kit's
-client already has one place per call where it knows the service, method and node, so it
-opens the span there and sends the returned metadata with the call:
+client has its own chain of middleware, whose tracing link opens the span and sends the
+returned metadata with the call:
 
     with client_span(tracing, "user", "Login", "/user.v1.UserService/Login", peer) as (span, md):
         annotate_breaker(span, command, breaker_state)
         await stub.Login(request, metadata=md, timeout=budget)
+
+`peer` may be "" when the node is not known yet (a span around retries): `mark_peer`
+names it once it is.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ _MAX_CACHED = 4096
 # (service, full_method, peer) -> (span name, attributes): the set is small (methods x
 # nodes), and building the name and dict once keeps the per-call cost to a lookup.
 _call_info: dict[tuple[str, str, str], tuple[str, Attributes]] = {}
+_peers: dict[str, dict[str, str | int]] = {}
 
 
 def client_span(
@@ -89,6 +93,18 @@ class ClientSpan:
 _DISABLED = ClientSpan(INVALID_SPAN, (), record=False)
 
 
+def mark_peer(span: Span, peer: str) -> None:
+    """Name the node (`host:port`) that was called last."""
+    if span.is_recording():
+        attributes = _peers.get(peer)
+        if attributes is None:
+            attributes = _peer_attributes(peer)
+            if len(_peers) >= _MAX_CACHED:
+                _peers.clear()
+            _peers[peer] = attributes
+        span.set_attributes(attributes)
+
+
 def annotate_breaker(span: Span, command: str, state: str) -> None:
     """Name the breaker command guarding the call and its state (`closed`, `open`, `half-open`)."""
     if span.is_recording():
@@ -124,7 +140,7 @@ def _record_rpc_error(span: Span, error: grpc.aio.AioRpcError) -> None:
             reason = value
     if reason is not None:
         span.set_attribute(ERROR_REASON, reason)
-    if not is_business_reason(reason):
+    if not is_business_reason(reason, error.code()):
         # The callee's traceback is in its own span; here the status line is enough.
         span.set_status(Status(StatusCode.ERROR, f"{error.code().name}: {error.details()}"))
 
@@ -132,17 +148,23 @@ def _record_rpc_error(span: Span, error: grpc.aio.AioRpcError) -> None:
 def _describe(service: str, method: str, full_method: str, peer: str) -> tuple[str, Attributes]:
     name = full_method.lstrip("/")
     rpc_service, _, rpc_method = name.rpartition("/")
-    host, _, port = peer.rpartition(":")
     attributes: dict[str, str | int] = {
         "rpc.system": "grpc",
         "rpc.service": rpc_service,
         "rpc.method": rpc_method or method,
         "peer.service": service,
-        "server.address": host.strip("[]") or peer,
     }
-    if port.isdigit():
-        attributes["server.port"] = int(port)
+    if peer:
+        attributes.update(_peer_attributes(peer))
     if len(_call_info) >= _MAX_CACHED:
         _call_info.clear()
     info = _call_info[(service, full_method, peer)] = (name, attributes)
     return info
+
+
+def _peer_attributes(peer: str) -> dict[str, str | int]:
+    host, _, port = peer.rpartition(":")
+    attributes: dict[str, str | int] = {"server.address": host.strip("[]") or peer}
+    if port.isdigit():
+        attributes["server.port"] = int(port)
+    return attributes

@@ -1,8 +1,10 @@
 """Server spans for grpc.aio: one SERVER span per call, parented on the incoming traceparent.
 
-The interceptor wraps each method handler once and caches the wrapper, so a call costs a
-dict lookup plus the span itself; under an unsampled parent it only makes the parent's
-context current, so that calls the handler makes carry it on.
+`server_tracing(tracing, method)` is the first link of the server's chain of middleware
+(`shared.server.chain`); `TracingServerInterceptor` runs it alone, for a plain grpc.aio
+server. Either wraps each method handler once, so a call costs the span itself; under
+an unsampled parent it only makes the parent's context current, so that calls the
+handler makes carry it on.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
 
 from shared.errors import REASON_METADATA_KEY, ServiceError
+from shared.middleware import passthrough
 from shared.tracing.grpc_client import STATUS_CODE
 from shared.tracing.propagation import parent_from_metadata
 from shared.tracing.setup import Tracing
@@ -45,6 +48,22 @@ _Context = grpc.aio.ServicerContext[Any, Any]
 _KINDS = ("unary_unary", "unary_stream", "stream_unary", "stream_stream")
 
 
+def server_tracing(
+    tracing: Tracing, method: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The tracing link for `method` (`/package.Service/Method`), unary or streaming."""
+    if not tracing.enabled:
+        return passthrough
+    name, attributes = _describe(method)
+    return lambda behavior: _traced(tracing, name, attributes, behavior)
+
+
+def _describe(method: str) -> tuple[str, dict[str, str]]:
+    name = method.lstrip("/")
+    service, _, short = name.rpartition("/")
+    return name, {"rpc.system": "grpc", "rpc.service": service, "rpc.method": short}
+
+
 class TracingServerInterceptor(grpc.aio.ServerInterceptor):
     """Put it first in the server's interceptors, so that its span covers the others."""
 
@@ -69,9 +88,7 @@ class TracingServerInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, handler: Any) -> Any:
-        name = method.lstrip("/")
-        service, _, short = name.rpartition("/")
-        attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": short}
+        name, attributes = _describe(method)
         for kind in _KINDS:
             behavior = getattr(handler, kind)
             if behavior is not None:
@@ -142,7 +159,7 @@ def _traced(
 
 
 def _finish_ok(span: Span, context: _Context) -> None:
-    code = _code_of(context)
+    code = code_of(context)
     span.set_attribute(STATUS_CODE, code.value[0])
     if code is not grpc.StatusCode.OK:
         _mark_status(span, code, context)
@@ -158,7 +175,7 @@ def _finish_error(span: Span, exc: BaseException, context: _Context) -> None:
     elif isinstance(exc, grpc.aio.AbortError):
         # context.abort() already set the code (and maybe the kit's reason); the exception
         # itself is only grpc's way of unwinding the handler.
-        code = _code_of(context)
+        code = code_of(context)
         span.set_attribute(STATUS_CODE, code.value[0])
         _mark_status(span, code, context)
     else:
@@ -173,11 +190,11 @@ def _mark_status(span: Span, code: grpc.StatusCode, context: _Context) -> None:
             reason = value
     if reason is not None:
         span.set_attribute(ERROR_REASON, reason)
-    if code in _SERVER_ERROR_CODES and not is_business_reason(reason):
+    if code in _SERVER_ERROR_CODES and not is_business_reason(reason, code):
         span.set_status(Status(StatusCode.ERROR, f"{code.name}: {context.details() or ''}"))
 
 
-def _code_of(context: _Context) -> grpc.StatusCode:
+def code_of(context: _Context) -> grpc.StatusCode:
     code = context.code()
     if isinstance(code, grpc.StatusCode):
         return code

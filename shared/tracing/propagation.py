@@ -11,8 +11,7 @@ import re
 from collections.abc import Iterable, Mapping
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace import SpanContext, TraceFlags, TraceState
 
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
@@ -73,13 +72,6 @@ def parent_from_headers(headers: Mapping[str, str] | None) -> SpanContext | None
     if not headers:
         return None
     return parse_traceparent(headers.get(TRACEPARENT), headers.get(TRACESTATE))
-
-
-def context_with_parent(parent: SpanContext | None) -> Context | None:
-    """A context whose current span is the remote parent; None (the current context) if none."""
-    if parent is None:
-        return None
-    return trace.set_span_in_context(NonRecordingSpan(parent))
 
 
 def inject_headers(headers: dict[str, str]) -> None:

@@ -51,13 +51,13 @@ class Tracing:
         return cls(trace.NoOpTracer(), None, service_name=service_name, skip_unsampled=True)
 
     def force_flush(self, timeout_s: float = 30.0) -> bool:
-        """Export every finished span now. Blocks: inside an event loop use `aflush`."""
+        """Export every finished span now. Blocks: call it from a thread inside an event loop."""
         if self.provider is None or self._closed:
             return True
         return self.provider.force_flush(int(timeout_s * 1000))
 
     def shutdown(self) -> None:
-        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `ashutdown`."""
+        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `stop`."""
         if self.provider is None or self._closed:
             return
         self._closed = True
@@ -65,10 +65,7 @@ class Tracing:
 
     # The exporter's gRPC call is blocking and may target a receiver served by this very
     # loop (tests, a sidecar in-process): waiting for it on the loop would deadlock.
-    async def aflush(self, timeout_s: float = 30.0) -> bool:
-        return await asyncio.to_thread(self.force_flush, timeout_s)
-
-    async def ashutdown(self) -> None:
+    async def stop(self) -> None:
         await asyncio.to_thread(self.shutdown)
 
 

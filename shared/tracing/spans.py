@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
+import grpc
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
-from shared.errors import BUSINESS_REASONS, ServiceError
+from shared.errors import ServiceError, is_business
 
 ERROR_REASON = "error.reason"
 
@@ -28,7 +29,7 @@ def record_error(span: Span, exc: BaseException) -> None:
     if not span.is_recording():
         return
     if isinstance(exc, ServiceError):
-        span.set_attribute(ERROR_REASON, exc.reason.value)
+        span.set_attribute(ERROR_REASON, str(exc.reason))
         if exc.is_business:
             return
     if isinstance(exc, asyncio.CancelledError):
@@ -39,8 +40,9 @@ def record_error(span: Span, exc: BaseException) -> None:
     span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
 
 
-def is_business_reason(reason: str | None) -> bool:
-    return reason is not None and reason in BUSINESS_REASONS
+def is_business_reason(reason: str | None, code: grpc.StatusCode | None = None) -> bool:
+    """A reason read off the wire: declared (by the kit or this process), else by its code."""
+    return is_business(reason, code)
 
 
 def unsampled_parent(parent: SpanContext | None, skip_unsampled: bool) -> bool:

@@ -8,6 +8,7 @@ import time
 import jwt
 import pytest
 
+from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from auth_service.logic import TokenLogic
 from auth_service.repository import MemoryRevocationStore
 from shared.errors import Reason, ServiceError
@@ -43,7 +44,22 @@ async def test_an_expired_token_is_refused_as_expired() -> None:
     with pytest.raises(ServiceError) as caught:
         await logic.validate(issued.token)
 
-    assert caught.value.reason is Reason.TOKEN_EXPIRED
+    assert caught.value.reason == TOKEN_EXPIRED
+
+
+async def test_a_token_expires_when_its_ttl_has_passed_on_the_clock() -> None:
+    now = [1_900_000_000.0]
+    logic = TokenLogic(SECRET, "test-issuer", 60, MemoryRevocationStore(), clock=lambda: now[0])
+    issued = logic.make_token(10001, "micro")
+
+    now[0] += 59
+    still_valid = await logic.validate(issued.token)
+    now[0] += 1
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
+    assert still_valid.issued_at == 1_900_000_000
+    assert caught.value.reason == TOKEN_EXPIRED
 
 
 async def test_a_token_validated_before_is_refused_as_expired_once_it_expires() -> None:
@@ -74,7 +90,7 @@ async def test_tokens_not_signed_by_us_are_invalid(token: str) -> None:
     with pytest.raises(ServiceError) as caught:
         await tokens().validate(token)
 
-    assert caught.value.reason is Reason.TOKEN_INVALID
+    assert caught.value.reason == TOKEN_INVALID
 
 
 async def test_a_revoked_token_is_refused_as_revoked() -> None:
@@ -85,7 +101,7 @@ async def test_a_revoked_token_is_refused_as_revoked() -> None:
     with pytest.raises(ServiceError) as caught:
         await logic.validate(issued.token)
 
-    assert caught.value.reason is Reason.TOKEN_REVOKED
+    assert caught.value.reason == TOKEN_REVOKED
 
 
 def test_a_missing_user_is_an_invalid_argument() -> None:
@@ -93,3 +109,14 @@ def test_a_missing_user_is_an_invalid_argument() -> None:
         tokens().make_token(0, "")
 
     assert caught.value.reason is Reason.INVALID_ARGUMENT
+
+
+@pytest.mark.parametrize("sub", [str(2**70), "-1", "0"])
+async def test_a_signed_token_with_an_id_out_of_range_is_invalid(sub: str) -> None:
+    payload = {"sub": sub, "name": "x", "jti": "j", "iat": 1, "exp": 2**40, "iss": "test-issuer"}
+    token = jwt.encode(payload, SECRET, algorithm="HS256")
+
+    with pytest.raises(ServiceError) as caught:
+        await tokens().validate(token)
+
+    assert caught.value.reason == TOKEN_INVALID

@@ -42,7 +42,7 @@ async def replicas(etcd: EtcdServer) -> AsyncIterator[tuple[WatchedRevocations, 
             await _current(store)
         yield stores
         for store in stores:
-            await store.close()
+            await store.stop()
 
 
 async def test_a_revocation_on_one_replica_is_refused_by_the_other_within_a_second(
@@ -71,7 +71,7 @@ async def test_a_replica_started_later_loads_earlier_revocations(
             await _current(late)
             assert await late.is_revoked("t-old")
         finally:
-            await late.close()
+            await late.stop()
 
 
 async def test_without_etcd_revocation_fails_and_validation_fails_closed_after_the_bound(

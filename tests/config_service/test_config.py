@@ -22,6 +22,8 @@ from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
 
+pytestmark = pytest.mark.integration
+
 ETCDCTL = Path(sys.executable).parent / "etcdctl"
 SEED = Path(__file__).resolve().parents[2] / "config_service" / "seed"
 
@@ -33,8 +35,8 @@ async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIt
     selector = Selector(registry)
     client = Client(selector, Breakers())
     yield client
-    await client.close()
-    await selector.close()
+    await client.stop()
+    await selector.stop()
 
 
 def etcdctl(etcd: EtcdServer, *args: str) -> None:
@@ -66,7 +68,7 @@ async def test_an_etcdctl_put_reaches_a_watching_service_within_a_second(
         changed = await asyncio.wait_for(changes.get(), 5)
         assert time.monotonic() - put_at < 1.0
     finally:
-        await watcher.close()
+        await watcher.stop()
 
     assert changed == {"request_budget_s": 1.5}
 

@@ -12,16 +12,19 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
 
-from shared.errors import Reason, ServiceError
+from shared.errors import REASON_METADATA_KEY, Reason, ServiceError, declare_reason
+from shared.http_errors import error_response
 from tests.support.http import login
 from tests.support.inprocess import InProcessSystem, in_process_system
 from user_api.app import create_app
-from user_api.errors import error_response
 
 VERIFY = "user_service.VerifyCredentials"
+# A reason of a service's own, as a service declares it beside its code.
+TEAPOT_EMPTY = declare_reason("TEAPOT_EMPTY", grpc.StatusCode.FAILED_PRECONDITION, http_status=409)
 
 
 @pytest.fixture
@@ -47,15 +50,75 @@ def test_every_reason_maps_to_a_json_error_that_is_never_a_500(reason: Reason) -
         (Reason.REJECTED, 503, "1"),
         (Reason.UNAVAILABLE, 503, "1"),
         (Reason.TIMEOUT, 504, None),
-        (Reason.INVALID_CREDENTIALS, 401, None),
+        (Reason.UNAUTHENTICATED, 401, None),
+        (TEAPOT_EMPTY, 409, None),
         (Reason.NOT_FOUND, 404, None),
     ],
 )
-def test_statuses_and_retry_after(reason: Reason, status: int, retry_after: str | None) -> None:
+def test_statuses_and_retry_after(reason: str, status: int, retry_after: str | None) -> None:
     response = error_response(ServiceError(reason))
 
     assert response.status_code == status
     assert response.headers.get("Retry-After") == retry_after
+
+
+def test_a_declared_reason_keeps_its_name_code_and_status_everywhere() -> None:
+    error = ServiceError(TEAPOT_EMPTY, "no tea left")
+
+    assert (error.reason, error.grpc_code, error.http_status) == (
+        "TEAPOT_EMPTY",
+        grpc.StatusCode.FAILED_PRECONDITION,
+        409,
+    )
+    assert error.is_business
+    assert error.trailing_metadata() == ((REASON_METADATA_KEY, "TEAPOT_EMPTY"),)
+    assert json.loads(error_response(error).body)["error"]["reason"] == "TEAPOT_EMPTY"
+
+
+def test_declaring_a_reason_twice_differently_or_over_the_kit_s_is_refused() -> None:
+    assert declare_reason("TEAPOT_EMPTY", grpc.StatusCode.FAILED_PRECONDITION, http_status=409)
+    with pytest.raises(ValueError, match="already declared"):
+        declare_reason("TEAPOT_EMPTY", grpc.StatusCode.UNAVAILABLE)
+    with pytest.raises(ValueError, match="kit"):
+        declare_reason("NOT_FOUND", grpc.StatusCode.NOT_FOUND)
+    with pytest.raises(ValueError, match="UPPER_SNAKE"):
+        declare_reason("teapot", grpc.StatusCode.NOT_FOUND)
+    with pytest.raises(ValueError, match="undeclared"):
+        ServiceError("NEVER_DECLARED")
+
+
+def _rpc_error(code: grpc.StatusCode, reason: str | None) -> grpc.aio.AioRpcError:
+    trailers = grpc.aio.Metadata(*([(REASON_METADATA_KEY, reason)] if reason else []))
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailers, details="said the callee")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "business"),
+    [
+        (grpc.StatusCode.FAILED_PRECONDITION, 400, True),
+        (grpc.StatusCode.UNAUTHENTICATED, 401, True),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, 429, False),
+        (grpc.StatusCode.INTERNAL, 503, False),
+    ],
+)
+def test_a_reason_this_process_never_declared_follows_its_grpc_code(
+    code: grpc.StatusCode, status: int, business: bool
+) -> None:
+    error = ServiceError.from_rpc_error(_rpc_error(code, "SOMEONE_ELSES"))
+
+    assert (error.reason, error.message) == ("SOMEONE_ELSES", "said the callee")
+    assert (error.grpc_code, error.http_status, error.is_business) == (code, status, business)
+    assert error.to_json()["error"]["reason"] == "SOMEONE_ELSES"
+
+
+def test_a_declaration_in_this_process_wins_over_the_code_and_kit_reasons_stay_enums() -> None:
+    declared = ServiceError.from_rpc_error(_rpc_error(grpc.StatusCode.UNKNOWN, TEAPOT_EMPTY))
+    kit = ServiceError.from_rpc_error(_rpc_error(grpc.StatusCode.UNAVAILABLE, "CIRCUIT_OPEN"))
+    bare = ServiceError.from_rpc_error(_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED, None))
+
+    assert (declared.http_status, declared.is_business) == (409, True)
+    assert kit.reason is Reason.CIRCUIT_OPEN
+    assert bare.reason is Reason.TIMEOUT
 
 
 def test_retry_after_rounds_the_circuit_s_sleep_window_up_to_whole_seconds() -> None:

@@ -20,9 +20,9 @@ from shared.errors import Reason, ServiceError
 from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.reflection import Catalog, call_json, parse_method
-from shared.registry import MemoryRegistry
 from shared.selector import Selector
 from shared.server import GrpcServer
+from shared.testing import InProcess
 
 SERVICE = "users"
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -47,10 +47,7 @@ class Config(config_pb2_grpc.ConfigServiceServicer):
         return config_pb2.ConfigSnapshot(app=request.app, json="{}")
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[Client]:
-    registry = MemoryRegistry()
-    server = GrpcServer(name=SERVICE, version="test", registry=registry, drain_s=0)
+def _add_to(server: GrpcServer, _: None) -> None:
     server.add_service(
         user_pb2_grpc.add_UserServiceServicer_to_server,
         Users(),
@@ -61,15 +58,18 @@ async def client() -> AsyncIterator[Client]:
         Config(),
         config_pb2.DESCRIPTOR.services_by_name["ConfigService"],
     )
-    await server.start()
-    selector = Selector(registry)
+
+
+@pytest.fixture
+async def client(in_process: InProcess) -> AsyncIterator[Client]:
+    await in_process.serve(SERVICE, _add_to, None)
+    selector = Selector(in_process.registry)
     client = Client(selector, Breakers(), default_timeout_s=5)
     try:
         yield client
     finally:
-        await client.close()
-        await selector.close()
-        await server.stop()
+        await client.stop()
+        await selector.stop()
 
 
 async def test_json_in_json_out_with_the_proto_field_names(client: Client) -> None:
@@ -119,7 +119,7 @@ async def test_safety_to_retry_comes_from_the_services_descriptors(client: Clien
     create = await catalog.method(SERVICE, "CreateUser")
 
     assert (get.endpoint.path, get.endpoint.method) == ("/user.v1.UserService/GetUser", "GetUser")
-    assert (get.endpoint.safe, create.endpoint.safe) == (True, False)
+    assert (get.endpoint.retryable, create.endpoint.retryable) == (True, False)
 
 
 async def test_descriptors_are_fetched_once_per_service_even_by_concurrent_first_calls(

@@ -12,6 +12,8 @@ from shared.errors import Reason, ServiceError
 from shared.registry import MemoryRegistry
 from shared.runtime import Runtime
 
+pytestmark = pytest.mark.integration
+
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 

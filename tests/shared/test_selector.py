@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import Reason, ServiceError
 from shared.registry import MemoryRegistry, ServiceNode
-from shared.selector import NodeState, Selector, Strategy
+from shared.selector import NodeState, Picker, PickerFactory, Selector, Strategy
 from tests.support.grpc_nodes import SERVICE, FakeNode, Nodes, get_user, running_nodes
 
 
@@ -30,7 +30,7 @@ async def nodes() -> AsyncIterator[Nodes]:
 
 
 async def selector_over(
-    names: str, strategy: Strategy = Strategy.ROUND_ROBIN, clock: FakeClock | None = None
+    names: str, strategy: str | PickerFactory = Strategy.ROUND_ROBIN, clock: FakeClock | None = None
 ) -> Selector:
     registry = MemoryRegistry()
     for i, name in enumerate(names):
@@ -58,7 +58,22 @@ async def test_round_robin_takes_each_node_in_turn() -> None:
     selector = await selector_over("abc")
 
     assert picks(selector, 6) == ["a", "b", "c", "a", "b", "c"]
-    await selector.close()
+    await selector.stop()
+
+
+async def test_a_strategy_is_chosen_by_name_or_is_your_own() -> None:
+    by_name = await selector_over("abc", "round_robin")
+
+    def last() -> Picker:
+        return lambda nodes: nodes[-1]
+
+    own = await selector_over("abc", last)
+
+    assert picks(by_name, 2) == ["a", "b"]
+    assert picks(own, 3) == ["c", "c", "c"]
+    assert picks(own, 1, exclude=("c",)) == ["b"]
+    await by_name.stop()
+    await own.stop()
 
 
 async def test_excluded_nodes_are_not_picked_and_none_left_is_unavailable() -> None:
@@ -68,7 +83,7 @@ async def test_excluded_nodes_are_not_picked_and_none_left_is_unavailable() -> N
     with pytest.raises(ServiceError) as caught:
         selector.pick("svc", exclude=("a", "b"))
     assert caught.value.reason is Reason.UNAVAILABLE
-    await selector.close()
+    await selector.stop()
 
 
 async def test_a_node_failing_at_the_transport_level_is_ejected_until_it_recovers() -> None:
@@ -83,7 +98,7 @@ async def test_a_node_failing_at_the_transport_level_is_ejected_until_it_recover
 
     clock.now += 5.0  # the first ejection lasts 5 s
     assert "a" in picks(selector, 4)
-    await selector.close()
+    await selector.stop()
 
 
 async def test_ejections_double_while_a_node_keeps_failing_and_reset_on_success() -> None:
@@ -103,7 +118,7 @@ async def test_ejections_double_while_a_node_keeps_failing_and_reset_on_success(
     fail_transport(selector, a, 3)  # a fresh failure after a success: back to 5 s
     clock.now += 5.0
     assert "a" in picks(selector, 4)
-    await selector.close()
+    await selector.stop()
 
 
 async def test_when_every_node_is_ejected_they_are_still_tried() -> None:
@@ -112,7 +127,7 @@ async def test_when_every_node_is_ejected_they_are_still_tried() -> None:
         fail_transport(selector, state_of(selector, node_id), 3)
 
     assert set(picks(selector, 4)) == {"a", "b"}
-    await selector.close()
+    await selector.stop()
 
 
 async def test_least_in_flight_picks_the_less_loaded_of_two() -> None:
@@ -120,7 +135,7 @@ async def test_least_in_flight_picks_the_less_loaded_of_two() -> None:
     state_of(selector, "a").in_flight = 5
 
     assert set(picks(selector, 50)) == {"b"}
-    await selector.close()
+    await selector.stop()
 
 
 async def test_least_in_flight_never_picks_the_most_loaded_of_several() -> None:
@@ -133,7 +148,7 @@ async def test_least_in_flight_never_picks_the_most_loaded_of_several() -> None:
 
     assert counts["a"] == 0
     assert counts["c"] > counts["b"] > 0  # c wins each draw it is in: 2 of 3
-    await selector.close()
+    await selector.stop()
 
 
 async def test_the_client_stops_sending_to_an_unreachable_node(nodes: Nodes) -> None:

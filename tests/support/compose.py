@@ -11,6 +11,8 @@ service's own `healthcheck` command, as `docker compose up --wait` does.
 from __future__ import annotations
 
 import asyncio
+import importlib.resources
+import json
 import os
 import re
 import signal
@@ -26,12 +28,11 @@ import yaml
 from pymysql.constants import CLIENT
 from sqlalchemy.engine import make_url
 
+from tests.support import integration
 from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-# CI checks out the project with ../shared beside it.
-COMPOSE_SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 SQL_DIR = ROOT / "sql"
 
 WILDCARD_HOSTS = frozenset(("", "0.0.0.0", "::", "[::]"))
@@ -135,6 +136,14 @@ def load_compose(env: Mapping[str, str]) -> dict[str, Any]:
     """The file as Compose sees it with `env` as the shell environment (and .env)."""
     loaded: dict[str, Any] = _interpolated(raw_compose(), env)
     return loaded
+
+
+def compose_schema() -> dict[str, Any]:
+    """The Compose specification's JSON schema, as vendored (with its licence) by the
+    check-jsonschema package, a dev dependency: nothing outside the project is read."""
+    vendor = importlib.resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema: dict[str, Any] = json.loads((vendor / "compose-spec.json").read_text("utf-8"))
+    return schema
 
 
 # ------------------------------------------------------------------- reading services
@@ -354,6 +363,7 @@ class Replica:
     process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        integration.require(self.service)
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 _local_argv(self.argv),

@@ -72,6 +72,7 @@ class FakeNode(user_pb2_grpc.UserServiceServicer):
     time_remaining: list[float | None] = field(default_factory=list)
     budget: list[float | None] = field(default_factory=list)
     cancelled_after: list[float] = field(default_factory=list)
+    metadata: list[dict[str, str | bytes]] = field(default_factory=list)
     called: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     server: GrpcServer | None = None
@@ -81,6 +82,7 @@ class FakeNode(user_pb2_grpc.UserServiceServicer):
         self.calls.append(method)
         self.time_remaining.append(context.time_remaining())
         self.budget.append(deadline.remaining())
+        self.metadata.append(dict(context.invocation_metadata() or ()))
         self.called.set()
         try:
             await self.answer(self, request)
@@ -112,18 +114,17 @@ class Nodes:
         """A node serving UserService, registered under `service` with id `<service>-<name>`
         (the selector orders nodes by id, so names decide which round robin picks first)."""
         node = FakeNode(name, answer)
-        server = GrpcServer(name=service, version="test", registry=self.registry, drain_s=0)
+        server = GrpcServer(name=service, version="test", drain_s=0)
         server.add_service(
             user_pb2_grpc.add_UserServiceServicer_to_server,
             node,
             user_pb2.DESCRIPTOR.services_by_name["UserService"],
         )
-        await server.start()
-        assert server.node is not None
-        # The server names its node with a random id; re-register under a readable one.
-        await self.registry.deregister(server.node)
-        server.node = ServiceNode(service, f"{service}-{name}", server.node.address, "test")
+        started = await server.start()
+        # The server names its node with a random id; register it under a readable one.
+        server.node = ServiceNode(service, f"{service}-{name}", started.address, "test")
         await self.registry.register(server.node)
+        await server.set_serving(True)
         node.server = server
         self._servers.append(server)
         return node
@@ -142,8 +143,8 @@ class Nodes:
         client = Client(selector, breakers, **kw)
 
         async def close() -> None:
-            await client.close()
-            await selector.close()
+            await client.stop()
+            await selector.stop()
 
         self._closers.append(close)
         return client

@@ -19,9 +19,12 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from tests.support import integration
 from tests.support.ports import free_port
 
 READY_TIMEOUT_S = 10.0
@@ -40,9 +43,15 @@ def server_binary() -> str:
 
 
 class NatsServer:
-    def __init__(self, store_dir: Path, port: int | None = None) -> None:
+    def __init__(
+        self, store_dir: Path, port: int | None = None, config: Path | None = None
+    ) -> None:
         self.store_dir = store_dir
         self.port = port or free_port()
+        # A configuration file (users, permissions); the flags below override its address.
+        self.config = config
+        # More flags (a cluster member's name, routes and monitoring port).
+        self.extra_args: tuple[str, ...] = ()
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -56,6 +65,7 @@ class NatsServer:
     async def start(self) -> None:
         if self.running:
             return
+        integration.require("nats-server")
         self.store_dir.mkdir(parents=True, exist_ok=True)
         log = (self.store_dir / "server.log").open("ab")
         try:
@@ -63,8 +73,9 @@ class NatsServer:
                 server_binary(),
                 "-a", "127.0.0.1",
                 "-p", str(self.port),
-                "-js",
-                "-sd", str(self.store_dir),
+                # A configuration file turns JetStream on with its own store folder.
+                *(("-c", str(self.config)) if self.config else ("-js", "-sd", str(self.store_dir))),
+                *self.extra_args,
                 stdout=log,
                 stderr=log,
             )  # fmt: skip
@@ -82,6 +93,13 @@ class NatsServer:
             async with asyncio.timeout(STOP_TIMEOUT_S):
                 await process.wait()
         except TimeoutError:
+            process.kill()
+            await process.wait()
+
+    async def kill(self) -> None:
+        """SIGKILL: the node dies as a crashed machine would, without closing anything."""
+        process, self._process = self._process, None
+        if process is not None and process.returncode is None:
             process.kill()
             await process.wait()
 
@@ -122,7 +140,47 @@ class NatsServer:
         return bool(info.get("jetstream"))
 
 
+class NatsCluster:
+    """`size` nats-servers with JetStream routed into one cluster, each with its own store.
+
+    Each also serves its monitoring API (`monitor_port`) to tell who is connected where.
+    """
+
+    def __init__(self, store_dir: Path, size: int = 3) -> None:
+        self.nodes = [NatsServer(store_dir / f"n{index}") for index in range(size)]
+        self.cluster_ports = [free_port() for _ in self.nodes]
+        self.monitor_ports = [free_port() for _ in self.nodes]
+        routes = ",".join(f"nats://127.0.0.1:{port}" for port in self.cluster_ports)
+        for index, node in enumerate(self.nodes):
+            node.extra_args = (
+                "--server_name", f"n{index}",
+                "--cluster_name", "test",
+                "--cluster", f"nats://127.0.0.1:{self.cluster_ports[index]}",
+                "--routes", routes,
+                "-m", str(self.monitor_ports[index]),
+            )  # fmt: skip
+
+    @property
+    def url(self) -> str:
+        """The NATS_URL of the whole cluster."""
+        return ",".join(node.url for node in self.nodes)
+
+    async def start(self) -> None:
+        await asyncio.gather(*(node.start() for node in self.nodes))
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(node.stop() for node in self.nodes))
+
+    async def connections(self, index: int) -> list[dict[str, Any]]:
+        """The client connections of node `index` (each with the `name` the client gave)."""
+        async with httpx.AsyncClient(timeout=2) as http:
+            reply = await http.get(f"http://127.0.0.1:{self.monitor_ports[index]}/connz")
+        found: list[dict[str, Any]] = reply.json().get("connections") or []
+        return found
+
+
 @pytest.fixture
+@integration.real_server
 async def nats_server(tmp_path: Path) -> AsyncIterator[NatsServer]:
     """A fresh server per test, stopped afterwards whatever state the test left it in."""
     server = NatsServer(tmp_path / "nats")

@@ -1,7 +1,7 @@
 """A throw-away copy of the project, to run `micro new` in and start what it made.
 
-The copy leaves out the venv, git and local state, and runs with this venv's Python. The
-folder beside it that the project expects (`../shared`, with the compose schema) is linked.
+The copy leaves out the venv, git and local state, and runs with this venv's Python.
+Nothing beside the project is linked: the copy stands on its own, as a fresh clone does.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from tests.support import integration
 from tests.support.services import ROOT, ServiceProcess
 
 BIN = Path(sys.executable).parent
@@ -26,9 +27,6 @@ def copy_project(parent: Path) -> Path:
     """Copy the project to `parent/project`; return the copy's root."""
     root = parent / "project"
     shutil.copytree(ROOT, root, ignore=_LEFT_OUT, symlinks=True)
-    beside = ROOT.parent / "shared"
-    if beside.is_dir() and not (parent / "shared").exists():
-        (parent / "shared").symlink_to(beside, target_is_directory=True)
     return root
 
 
@@ -67,6 +65,7 @@ class CopiedServiceProcess(ServiceProcess):
         self.root = root
 
     def start(self) -> CopiedServiceProcess:
+        integration.require(self.module)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module],

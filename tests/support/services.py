@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from shared.registry import EtcdRegistry, ServiceNode
+from tests.support import integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
@@ -24,6 +25,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> ServiceProcess:
+        integration.require(self.module)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
@@ -80,5 +82,9 @@ def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
         "NATS_URL": "memory://",
         "OTEL_SDK_DISABLED": "true",
         "LOG_JSON": "false",
+        # Load and fault tests log in far more often than a person: only the throttle
+        # tests (tests/user_api/test_throttling.py) run with the real limits.
+        "LOGIN_LIMIT_PER_ADDRESS": "1000000/minute",
+        "LOGIN_LIMIT_PER_ACCOUNT": "1000000/minute",
         **extra,
     }

@@ -17,6 +17,8 @@ from tests.support.http import login
 from tests.support.rawhttp import Connection, Reply
 from tests.support.system import System, metric, start_system, timed_login
 
+pytestmark = pytest.mark.integration
+
 VERIFY = "user_service.VerifyCredentials"
 VERIFY_PATH = "/user.v1.UserService/VerifyCredentials"
 TIMEOUT_S = 1.0

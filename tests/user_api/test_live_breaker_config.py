@@ -19,6 +19,8 @@ from tests.support.etcd import EtcdServer
 from tests.support.http import login
 from tests.support.system import System, start_system
 
+pytestmark = pytest.mark.integration
+
 ETCDCTL = Path(sys.executable).parent / "etcdctl"
 VERIFY = "user_service.VerifyCredentials"
 SEED = json.loads((Path(__file__).parents[2] / "config_service/seed/user_api.json").read_text())
@@ -97,3 +99,26 @@ async def test_an_invalid_change_is_ignored_and_later_changes_still_apply(
     await system.wait_for_breaker(VERIFY, lambda b: b["settings"]["timeout_ms"] == 400)
     settings = (await system.breaker(VERIFY))["settings"]
     assert settings["sleep_window_ms"] == 5000
+
+
+async def test_a_change_is_applied_all_or_nothing(system: System, etcd: EtcdServer) -> None:
+    # Valid breakers next to an invalid budget, then a malformed breaker next to a valid one.
+    await put_config(etcd, with_changes({VERIFY: {"timeout_ms": 250}}, request_budget_s=-1))
+    await put_config(etcd, {"breakers": {"default": 5, VERIFY: {"timeout_ms": 260}}})
+    await put_config(etcd, with_changes({VERIFY: {"timeout_ms": 400}}))
+
+    await system.wait_for_breaker(VERIFY, lambda b: b["settings"]["timeout_ms"] == 400)
+    assert (await login(system.http)).status_code == 200
+    assert "Traceback" not in system.api.logs()
+
+
+async def test_a_bad_configuration_never_stops_a_service_from_starting(
+    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer
+) -> None:
+    await put_config(etcd, {"breakers": {"default": 5}, "request_budget_s": -1})
+    system = await start_system(start_service, registry)
+    try:
+        assert (await login(system.http)).status_code == 200
+        assert "ignoring invalid configuration" in system.api.logs()
+    finally:
+        await system.close()

@@ -15,6 +15,8 @@ from tests.support.http import login, wait_until_ready
 from tests.support.ports import free_port
 from tests.support.services import wait_for_nodes
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 async def api(start_service: StartService) -> AsyncIterator[httpx.AsyncClient]:

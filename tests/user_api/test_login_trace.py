@@ -17,6 +17,8 @@ from tests.support.otlp import OtlpReceiver, ReceivedSpan
 from tests.support.ports import free_port
 from tests.support.services import ServiceProcess
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass
 class TracedSystem:

@@ -12,8 +12,9 @@ from argon2 import PasswordHasher
 from shared import db
 from shared.errors import Reason, ServiceError
 from shared.sqlite_reads import SqliteReads
+from user_service.errors import INVALID_CREDENTIALS
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
@@ -26,7 +27,7 @@ async def logic(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator
     engine = db.create_engine(url)
     await ensure_schema(engine)
     reads = SqliteReads.for_url(url) if request.param == "direct-sqlite-reads" else None
-    yield UserLogic(UserRepository(db.session_factory(engine), reads), FAST_HASHER)
+    yield UserLogic(SqlUserRepository(db.session_factory(engine), reads), FAST_HASHER)
     if reads is not None:
         reads.close()
     await engine.dispose()
@@ -45,7 +46,7 @@ async def test_bad_credentials_all_fail_the_same_way(
     with pytest.raises(ServiceError) as caught:
         await logic.verify_credentials(name, password)
 
-    assert caught.value.reason is Reason.INVALID_CREDENTIALS
+    assert caught.value.reason is INVALID_CREDENTIALS
     assert str(caught.value) == "invalid user name or password"
 
 

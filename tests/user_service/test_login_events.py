@@ -21,6 +21,8 @@ from tests.support.nats import NatsServer
 from tests.support.ports import free_port
 from tests.support.services import wait_for_nodes
 
+pytestmark = pytest.mark.integration
+
 
 @dataclass
 class EventSystem:

@@ -10,7 +10,9 @@ from shared import db
 from shared.errors import Reason, ServiceError
 from tests.conftest import MARIADB
 from user_service.logic import UserLogic
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
+
+pytestmark = pytest.mark.integration
 
 
 async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
@@ -20,7 +22,7 @@ async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
     try:
         await ensure_schema(engine)
         await ensure_schema(engine)  # a second start changes nothing
-        logic = UserLogic(UserRepository(db.session_factory(engine)), PasswordHasher())
+        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), PasswordHasher())
 
         user = await logic.verify_credentials("micro", "123")
         created = await logic.create_user(None, "名前", "pässwörd")

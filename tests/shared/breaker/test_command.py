@@ -140,7 +140,7 @@ async def test_business_errors_are_reraised_unchanged_and_count_as_healthy(
     clock: Any, calls: Calls
 ) -> None:
     command = make(clock)
-    error = ServiceError(Reason.INVALID_CREDENTIALS)
+    error = ServiceError(Reason.UNAUTHENTICATED)
 
     async def wrong_password(timeout_s: float) -> str:
         raise error
@@ -441,7 +441,7 @@ async def test_fallback_serves_timeouts_and_rejections(calls: Calls) -> None:
 
     async def reason(error: BaseException) -> str:
         assert isinstance(error, ServiceError)
-        return error.reason.value
+        return str(error.reason)
 
     command.fallback = reason
     holder = asyncio.create_task(command.run(calls.hang))

@@ -12,12 +12,14 @@ from prometheus_client import CollectorRegistry
 
 from shared.breaker import BreakerMetrics, Breakers, redis_storage_factory
 from shared.errors import Reason, ServiceError
+from tests.support import integration
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "user_service.VerifyCredentials"
 
 
 @pytest.fixture
+@integration.real_server
 def namespace() -> Iterator[str]:
     # No skip when Redis is missing: the machine provides it, and CI must run this.
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
@@ -46,6 +48,7 @@ async def boom(timeout_s: float) -> str:
     raise ConnectionError("down")
 
 
+@pytest.mark.integration
 async def test_replicas_share_the_open_state(namespace: str, new_clock: Any) -> None:
     clock_a, clock_b = new_clock(), new_clock()
     a = replica(clock_a, REDIS_URL, namespace).command(NAME)
@@ -84,6 +87,7 @@ async def test_replicas_share_the_open_state(namespace: str, new_clock: Any) -> 
     assert b.state == "closed"
 
 
+@pytest.mark.integration
 async def test_windows_stay_per_replica(namespace: str, new_clock: Any) -> None:
     a = replica(new_clock(), REDIS_URL, namespace).command(NAME)
     b = replica(new_clock(), REDIS_URL, namespace).command(NAME)

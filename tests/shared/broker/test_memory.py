@@ -10,6 +10,8 @@ from shared.broker import BrokerMetrics, BrokerSettings, Event, MemoryBroker
 from tests.shared.broker.helpers import Collector, sample, total
 
 MakeBroker = Callable[..., Awaitable[MemoryBroker]]
+# These tests use raw subjects, which no event declares: their stream is configured.
+RAW_SUBJECTS = BrokerSettings(url="memory://", streams={"USER": ("user.>",)})
 
 
 @pytest.fixture
@@ -23,7 +25,13 @@ async def make_broker(metrics_registry: CollectorRegistry) -> AsyncIterator[Make
 
     async def make(**overrides: object) -> MemoryBroker:
         settings = BrokerSettings.model_validate(
-            {"url": "memory://", "nak_delay_s": 0.0, "max_deliver": 3, **overrides}
+            {
+                "url": "memory://",
+                "nak_delay_s": 0.0,
+                "max_deliver": 3,
+                "streams": {"USER": ("user.>",)},  # raw subjects: no event declares it
+                **overrides,
+            }
         )
         broker = MemoryBroker(settings, metrics=BrokerMetrics(metrics_registry))
         await broker.start()
@@ -32,7 +40,7 @@ async def make_broker(metrics_registry: CollectorRegistry) -> AsyncIterator[Make
 
     yield make
     for broker in made:
-        await broker.close()
+        await broker.stop()
 
 
 async def test_a_queue_group_handles_each_event_once(make_broker: MakeBroker) -> None:
@@ -159,12 +167,12 @@ async def test_headers_and_the_publish_hook_reach_the_handler(
     def hook(subject: str, headers: dict[str, str]) -> None:
         headers["traceparent"] = f"00-{subject}"
 
-    broker = MemoryBroker(metrics=BrokerMetrics(metrics_registry), on_publish=hook)
+    broker = MemoryBroker(RAW_SUBJECTS, metrics=BrokerMetrics(metrics_registry), on_publish=hook)
     await broker.start()
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")
     await broker.publish("user.logged_in", b"", headers={"x-a": "1"}, event_id="e-1")
-    await broker.close()
+    await broker.stop()
 
     [event] = seen.events
     assert event.event_id == "e-1"
@@ -179,12 +187,12 @@ async def test_a_broken_hook_costs_neither_the_event_nor_the_request(
     def hook(subject: str, headers: dict[str, str]) -> None:
         raise RuntimeError("tracing bug")
 
-    broker = MemoryBroker(metrics=BrokerMetrics(metrics_registry), on_publish=hook)
+    broker = MemoryBroker(RAW_SUBJECTS, metrics=BrokerMetrics(metrics_registry), on_publish=hook)
     await broker.start()
     seen = Collector()
     await broker.subscribe("user.logged_in", seen, queue="audit")
     await broker.publish("user.logged_in", b"still sent")
-    await broker.close()
+    await broker.stop()
     assert [e.data for e in seen.events] == [b"still sent"]
 
 
@@ -204,6 +212,6 @@ async def test_closing_sends_what_is_queued_and_drops_and_counts_the_rest(
     broker = await make_broker(close_timeout_s=0.05)
     broker.set_online(False)
     await broker.publish("user.logged_in", b"")
-    await broker.close()
+    await broker.stop()
     assert total(metrics_registry, "broker_events_dropped_total") == 1
     assert sample(metrics_registry, "broker_outbox_size") == 0

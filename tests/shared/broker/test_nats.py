@@ -48,6 +48,8 @@ async def make_broker(
                 "reconnect_max_wait_s": 0.2,
                 "publish_timeout_s": 1.0,
                 "close_timeout_s": 3.0,
+                # Raw subjects: no event declares these tests' stream.
+                "streams": {"USER": ("user.>",)},
                 **overrides,
             }
         )
@@ -57,7 +59,7 @@ async def make_broker(
         return broker
 
     yield make
-    await asyncio.gather(*(broker.close() for broker in made))
+    await asyncio.gather(*(broker.stop() for broker in made))
 
 
 async def consumer_info(server: NatsServer, queue: str, subject: str = SUBJECT) -> ConsumerInfo:
@@ -330,7 +332,7 @@ async def test_close_flushes_and_headers_travel(make_broker: MakeBroker) -> None
     ids = [
         await publisher.publish(SUBJECT, b"", headers={"traceparent": f"00-{i}"}) for i in range(20)
     ]
-    await publisher.close()
+    await publisher.stop()
 
     events = await seen.wait_for(20)
     assert sorted(e.event_id for e in events) == sorted(ids)
@@ -340,7 +342,11 @@ async def test_close_flushes_and_headers_travel(make_broker: MakeBroker) -> None
 async def test_with_nats_down_start_and_close_return_and_count_the_loss(
     metrics_registry: CollectorRegistry,
 ) -> None:
-    settings = BrokerSettings(url=f"nats://127.0.0.1:{free_port()}", close_timeout_s=0.2)
+    settings = BrokerSettings(
+        url=f"nats://127.0.0.1:{free_port()}",
+        close_timeout_s=0.2,
+        streams={"USER": ("user.>",)},
+    )
     broker = NatsBroker(settings, "svc", metrics=BrokerMetrics(metrics_registry))
     async with asyncio.timeout(2):
         await broker.start()
@@ -348,5 +354,5 @@ async def test_with_nats_down_start_and_close_return_and_count_the_loss(
         await broker.subscribe("cache.flush", Collector(), queue="svc", durable=False)
         await broker.publish(SUBJECT, b"")
         assert not await broker.flush(0.05)
-        await broker.close()
+        await broker.stop()
     assert sample(metrics_registry, "broker_events_dropped_total", subject=SUBJECT) == 1

@@ -19,14 +19,19 @@ from shared.broker import (
     once,
 )
 from shared.broker.events import (
-    AUTH_TOKEN_REVOKED,
-    USER_LOGGED_IN,
+    EventSpec,
+    NotAnEventError,
     decode,
+    event_spec,
     publish_event,
+    subject_of,
 )
 from shared.broker.jetstream import consumer_name
-from shared.broker.subjects import covers, find_stream, is_valid, matches
-from shared.proto.events.v1.events_pb2 import TokenRevoked, UserLoggedIn
+from shared.broker.streams import declare_stream, known_streams
+from shared.broker.subjects import covers, find_stream, is_valid
+from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
+from shared.proto.auth.v1.auth_pb2 import RevokeTokenRequest
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
 from tests.shared.broker.helpers import Collector
 
 
@@ -42,8 +47,10 @@ from tests.shared.broker.helpers import Collector
         ("*.logged_in", "user.logged_in", True),
     ],
 )
-def test_matches(pattern: str, subject: str, expected: bool) -> None:
-    assert matches(pattern, subject) is expected
+def test_a_pattern_covers_the_literal_subjects_it_matches(
+    pattern: str, subject: str, expected: bool
+) -> None:
+    assert covers(pattern, subject) is expected
 
 
 def test_covers_and_find_stream() -> None:
@@ -103,13 +110,13 @@ async def test_publish_event_sets_the_id_and_the_subject() -> None:
     broker = MemoryBroker(metrics=BrokerMetrics(CollectorRegistry()))
     await broker.start()
     logins, revoked = Collector(), Collector()
-    await broker.subscribe(USER_LOGGED_IN, logins, queue="audit")
-    await broker.subscribe(AUTH_TOKEN_REVOKED, revoked, queue="audit")
+    await broker.subscribe(UserLoggedIn, logins, queue="audit")  # by event type
+    await broker.subscribe(subject_of(TokenRevoked), revoked, queue="audit")  # or subject
 
     login = UserLoggedIn(user_id=7, user_name="ann", occurred_at_ms=1)
     event_id = await publish_event(broker, login)
     await publish_event(broker, TokenRevoked(event_id="t-1", token_id="tok"))
-    await broker.close()
+    await broker.stop()
 
     assert login.event_id == event_id
     [event] = logins.events
@@ -121,7 +128,7 @@ async def test_publish_event_sets_the_id_and_the_subject() -> None:
 def test_settings() -> None:
     settings = BrokerSettings()
     assert (settings.outbox_size, settings.ack_wait_s, settings.max_deliver) == (10_000, 30.0, 5)
-    assert settings.streams == {"USER": ("user.>",), "AUTH": ("auth.>",)}
+    assert settings.streams == {}  # the kit has no streams of its own
     assert BrokerSettings(url="nats://a:1, nats://b:2").servers == ["nats://a:1", "nats://b:2"]
     with pytest.raises(ValidationError):
         BrokerSettings(url="http://nats")
@@ -133,7 +140,7 @@ async def test_the_factory_picks_the_implementation() -> None:
     metrics = BrokerMetrics(CollectorRegistry())
     memory = await connect_broker(BrokerSettings(url="memory://"), "svc", metrics=metrics)
     assert isinstance(memory, MemoryBroker)
-    await memory.close()
+    await memory.stop()
     assert isinstance(build_broker(BrokerSettings(), "svc", metrics=metrics), NatsBroker)
 
 
@@ -141,3 +148,33 @@ def test_all_names_exist() -> None:
     assert sorted(shared.broker.__all__) == sorted(
         name for name in shared.broker.__all__ if hasattr(shared.broker, name)
     )
+
+
+def test_events_declare_their_subject_and_stream_in_their_contract() -> None:
+    assert event_spec(UserLoggedIn) == EventSpec("user.logged_in", "USER")
+    assert event_spec(UserLoginFailed) == EventSpec("user.login_failed", "USER")
+    assert event_spec(TokenRevoked) == EventSpec("auth.token_revoked", "AUTH")
+    streams = known_streams(BrokerSettings(streams={"CACHE": ("cache.>",)}))
+    assert streams["USER"] == ("user.>",)  # derived: `<first token>.>`
+    assert streams["AUTH"] == ("auth.>",)
+    assert streams["CACHE"] == ("cache.>",)
+
+
+async def test_a_message_that_declares_no_event_is_refused_with_the_fix() -> None:
+    broker = MemoryBroker(metrics=BrokerMetrics(CollectorRegistry()))
+    with pytest.raises(NotAnEventError, match=r"auth\.v1\.RevokeTokenRequest is not an event"):
+        await publish_event(broker, RevokeTokenRequest(token="t"))
+    with pytest.raises(NotAnEventError, match=r"\(micro\.v1\.event\)"):
+        await broker.subscribe(RevokeTokenRequest, Collector(), queue="audit")
+
+
+def test_streams_never_fight_over_their_subjects() -> None:
+    event_spec(UserLoggedIn)
+    declare_stream("USER", "user.created")  # another event of the same stream: same subjects
+    with pytest.raises(ValueError, match="holds user"):
+        declare_stream("USER", "account.created")
+    with pytest.raises(ValueError, match="belongs to stream USER"):
+        declare_stream("PEOPLE", "user.renamed")
+    with pytest.raises(ValueError, match="upper case"):
+        declare_stream("user.stream", "user.x")
+    assert known_streams(BrokerSettings())["USER"] == ("user.>",)

@@ -112,7 +112,7 @@ async def api(processes: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
     try:
         await wait_for_nodes(registry, "order", 1, timeout=60)
     finally:
-        await registry.close()
+        await registry.stop()
     await wait_until_ready(processes["api"], timeout=60)
     async with httpx.AsyncClient(base_url=processes["api"], timeout=10) as http:
         yield http

@@ -6,9 +6,13 @@ import asyncio
 import signal
 import time
 
+import pytest
+
 from shared.registry import EtcdRegistry, ServiceNode
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
+
+pytestmark = pytest.mark.integration
 
 NODE = ServiceNode(
     name="greeter",
@@ -40,12 +44,12 @@ async def test_a_node_whose_keepalive_stops_disappears_within_the_ttl(etcd: Etcd
     observer = EtcdRegistry(etcd.endpoint)
     try:
         await owner.register(NODE)
-        await owner.close()  # stops the keepalive without deleting the key, as a crash would
+        await owner.stop()  # stops the keepalive without deleting the key, as a crash would
         started = time.monotonic()
         await wait_for_nodes(observer, "greeter", 0, timeout=5)
         assert time.monotonic() - started < 3.5
     finally:
-        await observer.close()
+        await observer.stop()
 
 
 async def test_watch_yields_the_current_nodes_then_each_change(registry: EtcdRegistry) -> None:
@@ -117,5 +121,5 @@ async def test_a_watch_resumes_after_etcd_restarts(etcd: EtcdServer) -> None:
             pass
     finally:
         watcher.cancel()
-        await owner.close()
-        await watcher_registry.close()
+        await owner.stop()
+        await watcher_registry.stop()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import signal
 import time
 
+import pytest
+
 from shared.registry import EtcdRegistry
 from tests.conftest import StartService
 from tests.support.services import wait_for_nodes
+
+pytestmark = pytest.mark.integration
 
 
 async def test_a_started_service_appears_with_its_address_and_endpoints(

@@ -22,7 +22,7 @@ async def test_spans_reach_the_otlp_receiver(
     ):
         span.set_attribute("extra", 3)
     # Shutdown flushes: no explicit flush needed.
-    await tracing.ashutdown()
+    await tracing.stop()
 
     spans = await otlp_receiver.wait_for(lambda spans: len(spans) >= 2)
     by_name = {span.name: span for span in spans}

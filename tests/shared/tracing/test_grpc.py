@@ -31,7 +31,7 @@ async def _business(request: bytes, context: grpc.aio.ServicerContext[Any, Any])
 
 async def _aborts_business(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
     # What the kit's server does with a ServiceError: a status plus the reason in trailers.
-    error = ServiceError(Reason.INVALID_CREDENTIALS)
+    error = ServiceError("BAD_PASSWORD", grpc_code=grpc.StatusCode.UNAUTHENTICATED)
     await context.abort(error.grpc_code, error.message, error.trailing_metadata())
 
 
@@ -175,7 +175,7 @@ async def test_aborted_business_error_is_not_an_error_on_either_side(
     for span in (client, server):
         assert span.status.status_code is StatusCode.UNSET
         assert span.attributes is not None
-        assert span.attributes["error.reason"] == "INVALID_CREDENTIALS"
+        assert span.attributes["error.reason"] == "BAD_PASSWORD"
         assert span.attributes["rpc.grpc.status_code"] == grpc.StatusCode.UNAUTHENTICATED.value[0]
 
 

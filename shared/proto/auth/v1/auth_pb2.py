@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from shared.proto.micro.v1 import policy_pb2 as shared_dot_proto_dot_micro_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fshared/proto/auth/v1/auth.proto\x12\x07\x61uth.v1\"<\n\x16MakeAccessTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tuser_name\x18\x02 \x01(\t\"N\n\x17MakeAccessTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"e\n\x06\x43laims\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tuser_name\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x11\n\tissued_at\x18\x04 \x01(\x03\x12\x12\n\nexpires_at\x18\x05 \x01(\x03\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"8\n\x15ValidateTokenResponse\x12\x1f\n\x06\x63laims\x18\x01 \x01(\x0b\x32\x0f.auth.v1.Claims\"#\n\x12RevokeTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\'\n\x13RevokeTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t2\x8c\x02\n\x0b\x41uthService\x12Y\n\x0fMakeAccessToken\x12\x1f.auth.v1.MakeAccessTokenRequest\x1a .auth.v1.MakeAccessTokenResponse\"\x03\x90\x02\x02\x12S\n\rValidateToken\x12\x1d.auth.v1.ValidateTokenRequest\x1a\x1e.auth.v1.ValidateTokenResponse\"\x03\x90\x02\x01\x12M\n\x0bRevokeToken\x12\x1b.auth.v1.RevokeTokenRequest\x1a\x1c.auth.v1.RevokeTokenResponse\"\x03\x90\x02\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fshared/proto/auth/v1/auth.proto\x12\x07\x61uth.v1\x1a\"shared/proto/micro/v1/policy.proto\"<\n\x16MakeAccessTokenRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tuser_name\x18\x02 \x01(\t\"N\n\x17MakeAccessTokenResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x08token_id\x18\x02 \x01(\t\x12\x12\n\nexpires_at\x18\x03 \x01(\x03\"e\n\x06\x43laims\x12\x0f\n\x07user_id\x18\x01 \x01(\x03\x12\x11\n\tuser_name\x18\x02 \x01(\t\x12\x10\n\x08token_id\x18\x03 \x01(\t\x12\x11\n\tissued_at\x18\x04 \x01(\x03\x12\x12\n\nexpires_at\x18\x05 \x01(\x03\"%\n\x14ValidateTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"8\n\x15ValidateTokenResponse\x12\x1f\n\x06\x63laims\x18\x01 \x01(\x0b\x32\x0f.auth.v1.Claims\"#\n\x12RevokeTokenRequest\x12\r\n\x05token\x18\x01 \x01(\t\"\'\n\x13RevokeTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t2\xb0\x02\n\x0b\x41uthService\x12\x65\n\x0fMakeAccessToken\x12\x1f.auth.v1.MakeAccessTokenRequest\x1a .auth.v1.MakeAccessTokenResponse\"\x0f\x90\x02\x02\xa2\xbb\x18\x08user_api\x12_\n\rValidateToken\x12\x1d.auth.v1.ValidateTokenRequest\x1a\x1e.auth.v1.ValidateTokenResponse\"\x0f\x90\x02\x01\xa2\xbb\x18\x08user_api\x12Y\n\x0bRevokeToken\x12\x1b.auth.v1.RevokeTokenRequest\x1a\x1c.auth.v1.RevokeTokenResponse\"\x0f\x90\x02\x02\xa2\xbb\x18\x08user_apib\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,25 +33,25 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.proto.auth.v1.auth_p
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AUTHSERVICE'].methods_by_name['MakeAccessToken']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['MakeAccessToken']._serialized_options = b'\220\002\002'
+  _globals['_AUTHSERVICE'].methods_by_name['MakeAccessToken']._serialized_options = b'\220\002\002\242\273\030\010user_api'
   _globals['_AUTHSERVICE'].methods_by_name['ValidateToken']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['ValidateToken']._serialized_options = b'\220\002\001'
+  _globals['_AUTHSERVICE'].methods_by_name['ValidateToken']._serialized_options = b'\220\002\001\242\273\030\010user_api'
   _globals['_AUTHSERVICE'].methods_by_name['RevokeToken']._loaded_options = None
-  _globals['_AUTHSERVICE'].methods_by_name['RevokeToken']._serialized_options = b'\220\002\002'
-  _globals['_MAKEACCESSTOKENREQUEST']._serialized_start=44
-  _globals['_MAKEACCESSTOKENREQUEST']._serialized_end=104
-  _globals['_MAKEACCESSTOKENRESPONSE']._serialized_start=106
-  _globals['_MAKEACCESSTOKENRESPONSE']._serialized_end=184
-  _globals['_CLAIMS']._serialized_start=186
-  _globals['_CLAIMS']._serialized_end=287
-  _globals['_VALIDATETOKENREQUEST']._serialized_start=289
-  _globals['_VALIDATETOKENREQUEST']._serialized_end=326
-  _globals['_VALIDATETOKENRESPONSE']._serialized_start=328
-  _globals['_VALIDATETOKENRESPONSE']._serialized_end=384
-  _globals['_REVOKETOKENREQUEST']._serialized_start=386
-  _globals['_REVOKETOKENREQUEST']._serialized_end=421
-  _globals['_REVOKETOKENRESPONSE']._serialized_start=423
-  _globals['_REVOKETOKENRESPONSE']._serialized_end=462
-  _globals['_AUTHSERVICE']._serialized_start=465
-  _globals['_AUTHSERVICE']._serialized_end=733
+  _globals['_AUTHSERVICE'].methods_by_name['RevokeToken']._serialized_options = b'\220\002\002\242\273\030\010user_api'
+  _globals['_MAKEACCESSTOKENREQUEST']._serialized_start=80
+  _globals['_MAKEACCESSTOKENREQUEST']._serialized_end=140
+  _globals['_MAKEACCESSTOKENRESPONSE']._serialized_start=142
+  _globals['_MAKEACCESSTOKENRESPONSE']._serialized_end=220
+  _globals['_CLAIMS']._serialized_start=222
+  _globals['_CLAIMS']._serialized_end=323
+  _globals['_VALIDATETOKENREQUEST']._serialized_start=325
+  _globals['_VALIDATETOKENREQUEST']._serialized_end=362
+  _globals['_VALIDATETOKENRESPONSE']._serialized_start=364
+  _globals['_VALIDATETOKENRESPONSE']._serialized_end=420
+  _globals['_REVOKETOKENREQUEST']._serialized_start=422
+  _globals['_REVOKETOKENREQUEST']._serialized_end=457
+  _globals['_REVOKETOKENRESPONSE']._serialized_start=459
+  _globals['_REVOKETOKENRESPONSE']._serialized_end=498
+  _globals['_AUTHSERVICE']._serialized_start=501
+  _globals['_AUTHSERVICE']._serialized_end=805
 # @@protoc_insertion_point(module_scope)

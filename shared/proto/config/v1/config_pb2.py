@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from shared.proto.micro.v1 import policy_pb2 as shared_dot_proto_dot_micro_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/config/v1/config.proto\x12\tconfig.v1\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"!\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"<\n\x0e\x43onfigSnapshot\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x32\xa4\x01\n\rConfigService\x12H\n\tGetConfig\x12\x1b.config.v1.GetConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x03\x90\x02\x01\x12I\n\x0bWatchConfig\x12\x1d.config.v1.WatchConfigRequest\x1a\x19.config.v1.ConfigSnapshot0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/config/v1/config.proto\x12\tconfig.v1\x1a\"shared/proto/micro/v1/policy.proto\"\x1f\n\x10GetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"!\n\x12WatchConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\"-\n\x10SetConfigRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\"<\n\x0e\x43onfigSnapshot\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04json\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\x03\x32\x9b\x02\n\rConfigService\x12Y\n\tGetConfig\x12\x1b.config.v1.GetConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x14\x90\x02\x01\xa2\xbb\x18\x01*\xa2\xbb\x18\x08operator\x12\\\n\x0bWatchConfig\x12\x1d.config.v1.WatchConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x11\xa2\xbb\x18\x01*\xa2\xbb\x18\x08operator0\x01\x12Q\n\tSetConfig\x12\x1b.config.v1.SetConfigRequest\x1a\x19.config.v1.ConfigSnapshot\"\x0c\xa2\xbb\x18\x08operatorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +33,19 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.proto.config.v1.conf
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONFIGSERVICE'].methods_by_name['GetConfig']._loaded_options = None
-  _globals['_CONFIGSERVICE'].methods_by_name['GetConfig']._serialized_options = b'\220\002\001'
-  _globals['_GETCONFIGREQUEST']._serialized_start=50
-  _globals['_GETCONFIGREQUEST']._serialized_end=81
-  _globals['_WATCHCONFIGREQUEST']._serialized_start=83
-  _globals['_WATCHCONFIGREQUEST']._serialized_end=116
-  _globals['_CONFIGSNAPSHOT']._serialized_start=118
-  _globals['_CONFIGSNAPSHOT']._serialized_end=178
-  _globals['_CONFIGSERVICE']._serialized_start=181
-  _globals['_CONFIGSERVICE']._serialized_end=345
+  _globals['_CONFIGSERVICE'].methods_by_name['GetConfig']._serialized_options = b'\220\002\001\242\273\030\001*\242\273\030\010operator'
+  _globals['_CONFIGSERVICE'].methods_by_name['WatchConfig']._loaded_options = None
+  _globals['_CONFIGSERVICE'].methods_by_name['WatchConfig']._serialized_options = b'\242\273\030\001*\242\273\030\010operator'
+  _globals['_CONFIGSERVICE'].methods_by_name['SetConfig']._loaded_options = None
+  _globals['_CONFIGSERVICE'].methods_by_name['SetConfig']._serialized_options = b'\242\273\030\010operator'
+  _globals['_GETCONFIGREQUEST']._serialized_start=86
+  _globals['_GETCONFIGREQUEST']._serialized_end=117
+  _globals['_WATCHCONFIGREQUEST']._serialized_start=119
+  _globals['_WATCHCONFIGREQUEST']._serialized_end=152
+  _globals['_SETCONFIGREQUEST']._serialized_start=154
+  _globals['_SETCONFIGREQUEST']._serialized_end=199
+  _globals['_CONFIGSNAPSHOT']._serialized_start=201
+  _globals['_CONFIGSNAPSHOT']._serialized_end=261
+  _globals['_CONFIGSERVICE']._serialized_start=264
+  _globals['_CONFIGSERVICE']._serialized_end=547
 # @@protoc_insertion_point(module_scope)

@@ -55,6 +55,33 @@ class WatchConfigRequest(_message.Message):
 Global___WatchConfigRequest: _TypeAlias = WatchConfigRequest  # noqa: Y015
 
 @_typing.final
+class SetConfigRequest(_message.Message):
+    """Replaces the app's whole configuration, after checking it against the app's settings
+    schema: INVALID_ARGUMENT names the field and the reason, and nothing is stored.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_FIELD_NUMBER: _builtins.int
+    JSON_FIELD_NUMBER: _builtins.int
+    app: _builtins.str
+    json: _builtins.str
+    """a JSON object"""
+    def __init__(
+        self,
+        *,
+        app: _builtins.str = ...,
+        json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app", b"app", "json", b"json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetConfigRequest: _TypeAlias = SetConfigRequest  # noqa: Y015
+
+@_typing.final
 class ConfigSnapshot(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -44,6 +44,11 @@ class ConfigServiceStub:
                 request_serializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.WatchConfigRequest.SerializeToString,
                 response_deserializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.FromString,
                 _registered_method=True)
+        self.SetConfig = channel.unary_unary(
+                '/config.v1.ConfigService/SetConfig',
+                request_serializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.SetConfigRequest.SerializeToString,
+                response_deserializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.FromString,
+                _registered_method=True)
 
 
 class ConfigServiceServicer:
@@ -62,6 +67,13 @@ class ConfigServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetConfig(self, request, context):
+        """Validates the document against the app's settings schema, then stores it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConfigServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +85,11 @@ def add_ConfigServiceServicer_to_server(servicer, server):
             'WatchConfig': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchConfig,
                     request_deserializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.WatchConfigRequest.FromString,
+                    response_serializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.SerializeToString,
+            ),
+            'SetConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetConfig,
+                    request_deserializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.SetConfigRequest.FromString,
                     response_serializer=shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.SerializeToString,
             ),
     }
@@ -129,6 +146,33 @@ class ConfigService:
             target,
             '/config.v1.ConfigService/WatchConfig',
             shared_dot_proto_dot_config_dot_v1_dot_config__pb2.WatchConfigRequest.SerializeToString,
+            shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/config.v1.ConfigService/SetConfig',
+            shared_dot_proto_dot_config_dot_v1_dot_config__pb2.SetConfigRequest.SerializeToString,
             shared_dot_proto_dot_config_dot_v1_dot_config__pb2.ConfigSnapshot.FromString,
             options,
             channel_credentials,

@@ -34,6 +34,8 @@ class ConfigServiceStub:
     GetConfig: _grpc.UnaryUnaryMultiCallable[_config_pb2.GetConfigRequest, _config_pb2.ConfigSnapshot]
     WatchConfig: _grpc.UnaryStreamMultiCallable[_config_pb2.WatchConfigRequest, _config_pb2.ConfigSnapshot]
     """Sends the current snapshot, then one snapshot per change."""
+    SetConfig: _grpc.UnaryUnaryMultiCallable[_config_pb2.SetConfigRequest, _config_pb2.ConfigSnapshot]
+    """Validates the document against the app's settings schema, then stores it."""
 
 @_typing.type_check_only
 class ConfigServiceAsyncStub(ConfigServiceStub):
@@ -41,6 +43,8 @@ class ConfigServiceAsyncStub(ConfigServiceStub):
     GetConfig: _aio.UnaryUnaryMultiCallable[_config_pb2.GetConfigRequest, _config_pb2.ConfigSnapshot]  # type: ignore[assignment]
     WatchConfig: _aio.UnaryStreamMultiCallable[_config_pb2.WatchConfigRequest, _config_pb2.ConfigSnapshot]  # type: ignore[assignment]
     """Sends the current snapshot, then one snapshot per change."""
+    SetConfig: _aio.UnaryUnaryMultiCallable[_config_pb2.SetConfigRequest, _config_pb2.ConfigSnapshot]  # type: ignore[assignment]
+    """Validates the document against the app's settings schema, then stores it."""
 
 class ConfigServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -57,5 +61,13 @@ class ConfigServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_config_pb2.ConfigSnapshot], _abc.AsyncIterator[_config_pb2.ConfigSnapshot]]:
         """Sends the current snapshot, then one snapshot per change."""
+
+    @_abc_1.abstractmethod
+    def SetConfig(
+        self,
+        request: _config_pb2.SetConfigRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_config_pb2.ConfigSnapshot, _abc.Awaitable[_config_pb2.ConfigSnapshot]]:
+        """Validates the document against the app's settings schema, then stores it."""
 
 def add_ConfigServiceServicer_to_server(servicer: ConfigServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,165 @@
+"""Who may call which method: read once from the `micro.v1.allowed_callers` method option,
+checked on every call against the caller's certificate identity. Default deny.
+
+Entries: a service name, "*" for any service of the trust domain, "operator" for any
+operator. Health checks and server reflection are open to every identity of the trust
+domain (services and operators: probes, `micro health`, `micro call`, the gateway), as
+they reveal no data; production turns reflection off instead. They still need a valid
+client certificate: the TLS handshake comes first.
+
+`Policy.authorize(method, context)` is the check, for a server middleware link;
+`PolicyInterceptor` installs it on a grpc.aio server. With `enforce=False` a call that
+would be denied is logged and let through, to roll a policy out.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+
+from shared.errors import Reason, ServiceError
+from shared.proto.micro.v1 import policy_pb2
+from shared.security.identity import Identity, caller_identity
+
+log = logging.getLogger(__name__)
+
+ANY_SERVICE = "*"
+OPERATOR = "operator"
+ANY_IDENTITY = "**"  # internal: any service or operator
+OPEN_SERVICES = (
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1alpha.ServerReflection",
+    "grpc.reflection.v1.ServerReflection",
+)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+
+def declared_callers(service: ServiceDescriptor) -> dict[str, frozenset[str]]:
+    """`/pkg.Service/Method` → the callers its `allowed_callers` option lists."""
+    return {
+        f"/{service.full_name}/{method.name}": frozenset(
+            method.GetOptions().Extensions[policy_pb2.allowed_callers]
+        )
+        for method in service.methods
+    }
+
+
+def _allows(allowed: frozenset[str], identity: Identity) -> bool:
+    if ANY_IDENTITY in allowed:
+        return True
+    if identity.is_operator:
+        return OPERATOR in allowed
+    return ANY_SERVICE in allowed or identity.name in allowed
+
+
+class Policy:
+    def __init__(
+        self, rules: Mapping[str, frozenset[str]], *, trust_domain: str, enforce: bool = True
+    ) -> None:
+        self._rules = dict(rules)
+        self.trust_domain = trust_domain
+        self.enforce = enforce
+
+    @classmethod
+    def from_services(
+        cls, services: Iterable[ServiceDescriptor], *, trust_domain: str, enforce: bool = True
+    ) -> Policy:
+        rules: dict[str, frozenset[str]] = {}
+        for service in services:
+            rules.update(declared_callers(service))
+        return cls(rules, trust_domain=trust_domain, enforce=enforce)
+
+    def allowed(self, method: str) -> frozenset[str]:
+        """Who may call `method`; empty (no one) for a method that declares nobody."""
+        rule = self._rules.get(method)
+        if rule is not None:
+            return rule
+        if method.lstrip("/").split("/", 1)[0] in OPEN_SERVICES:
+            return frozenset({ANY_IDENTITY})
+        return frozenset()
+
+    def check(self, method: str, identity: Identity | None) -> None:
+        """Raise PERMISSION_DENIED unless `identity` may call `method`."""
+        if identity is not None and _allows(self.allowed(method), identity):
+            return
+        who = identity.uri if identity is not None else "a caller without an identity"
+        if not self.enforce:
+            log.warning("policy would deny %s to %s (not enforced)", method, who)
+            return
+        log.warning("denied %s to %s", method, who)
+        raise ServiceError(Reason.PERMISSION_DENIED, f"{method} is not open to {who}")
+
+    def authorize(self, method: str, context: Context) -> Identity | None:
+        """Check the caller of this RPC; its identity when allowed."""
+        identity = caller_identity(context, self.trust_domain)
+        self.check(method, identity)
+        return identity
+
+
+async def _deny(context: Context, error: ServiceError) -> None:
+    await context.abort(error.grpc_code, error.message, error.trailing_metadata())
+
+
+class PolicyInterceptor(grpc.aio.ServerInterceptor):
+    """Checks every call against `policy` before the handler runs."""
+
+    def __init__(self, policy: Policy) -> None:
+        self._policy = policy
+
+    async def intercept_service(
+        self,
+        continuation: Callable[
+            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
+        ],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        if isinstance(method, bytes):
+            method = method.decode()
+        policy = self._policy
+
+        def unary(behavior: Any) -> Any:
+            async def checked(request: Any, context: Context) -> Any:
+                try:
+                    policy.authorize(method, context)
+                except ServiceError as error:
+                    await _deny(context, error)
+                return await behavior(request, context)
+
+            return checked
+
+        def streaming(behavior: Any) -> Any:
+            async def checked(request: Any, context: Context) -> AsyncIterator[Any]:
+                try:
+                    policy.authorize(method, context)
+                except ServiceError as error:
+                    await _deny(context, error)
+                result = behavior(request, context)
+                if inspect.isawaitable(result):  # a handler that writes with context.write
+                    await result
+                    return
+                async for item in result:
+                    yield item
+
+            return checked
+
+        replace: dict[str, Any] = {}
+        for kind, wrap in (
+            ("unary_unary", unary),
+            ("stream_unary", unary),
+            ("unary_stream", streaming),
+            ("stream_stream", streaming),
+        ):
+            behavior = getattr(handler, kind)
+            if behavior is not None:
+                replace[kind] = wrap(behavior)
+        return handler._replace(**replace)  # type: ignore[attr-defined,no-any-return]

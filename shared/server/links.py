@@ -1,0 +1,106 @@
+"""The kit's links of the server chain; `shared.server.chain` puts them in order.
+
+A handler is the grpc.aio behaviour `(request, context) -> awaitable response`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from shared import deadline as deadlines
+from shared.errors import Reason, ServiceError
+from shared.server.metrics import HANDLED, LATENCY
+from shared.tracing.grpc_server import code_of
+
+log = logging.getLogger(__name__)
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Handler = Callable[[Any, Context], Awaitable[Any]]
+StreamHandler = Callable[[Any, Context], AsyncIterator[Any]]
+ServerMiddleware = Callable[[Handler], Handler]
+
+
+def metrics(method: str) -> ServerMiddleware:
+    """Count each call of `method` by its status code, and time it."""
+    ok = HANDLED.labels(method, "OK")
+    latency = LATENCY.labels(method)
+    clock = time.perf_counter
+
+    def link(next: Handler) -> Handler:
+        async def measured(request: Any, context: Context) -> Any:
+            started = clock()
+            try:
+                response = await next(request, context)
+            except Exception as error:
+                HANDLED.labels(method, _code(error, context).name).inc()
+                raise
+            else:
+                ok.inc()
+                return response
+            finally:
+                latency.observe(clock() - started)
+
+        return measured
+
+    return link
+
+
+def _code(error: Exception, context: Context) -> grpc.StatusCode:
+    if isinstance(error, ServiceError):
+        return error.grpc_code
+    if isinstance(error, grpc.aio.AbortError):  # the error link's (or the handler's) abort
+        return code_of(context)
+    return grpc.StatusCode.UNKNOWN
+
+
+def deadline(next: Handler) -> Handler:
+    """The caller's gRPC deadline becomes the handler's budget (`shared.deadline`)."""
+
+    async def bounded(request: Any, context: Context) -> Any:
+        with deadlines.budget(context.time_remaining()):
+            return await next(request, context)
+
+    return bounded
+
+
+def errors(next: Handler) -> Handler:
+    """A `ServiceError` becomes its gRPC status with the reason in the trailing metadata;
+    anything else is logged and becomes INTERNAL: never a traceback on the wire."""
+
+    async def mapped(request: Any, context: Context) -> Any:
+        try:
+            return await next(request, context)
+        except grpc.aio.AbortError:
+            raise  # the status is set already
+        except Exception as error:
+            await abort(context, error)
+
+    return mapped
+
+
+def guard_stream(behavior: StreamHandler) -> StreamHandler:
+    """The deadline and error links for a server stream, in one async generator."""
+
+    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+        with deadlines.budget(context.time_remaining()):
+            try:
+                async for item in behavior(request, context):
+                    yield item
+            except grpc.aio.AbortError:
+                raise
+            except Exception as error:
+                await abort(context, error)
+
+    return guarded
+
+
+async def abort(context: Context, error: Exception) -> None:
+    if not isinstance(error, ServiceError):
+        log.error("unhandled error in an RPC handler", exc_info=error)
+        error = ServiceError(Reason.INTERNAL, "internal error")
+    await context.abort(error.grpc_code, error.message, error.trailing_metadata())

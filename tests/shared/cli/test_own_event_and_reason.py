@@ -1,0 +1,214 @@
+"""The kit is a library: a generated service publishes and consumes an event of its own,
+and returns an error reason of its own, without a change to `shared/` outside
+`shared/proto/` (where its contract lives).
+
+In a copy of the project: `micro new service order`, then what a user writes by hand (the
+event `order.placed` in its proto, `make proto`, the reason OUT_OF_STOCK, the logic that
+raises it and publishes the event, a subscriber, and tests). The kit's files are hashed
+before and after; the service's tests, which use a real NATS, must pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.project_copy import copy_project, micro, pytest_in, run
+
+pytestmark = pytest.mark.integration
+
+EVENT = """
+// Published when an order is placed.
+message OrderPlaced {
+  option (micro.v1.event) = {subject: "order.placed", stream: "ORDER"};
+  string event_id = 1;
+  string order_id = 2;
+  int32 quantity = 3;
+}
+"""
+
+ERRORS = '''"""order's own error reasons, beside the kit's (shared.errors.Reason)."""
+
+import grpc
+
+from shared.errors import declare_reason
+
+OUT_OF_STOCK = declare_reason(
+    "OUT_OF_STOCK", grpc.StatusCode.FAILED_PRECONDITION, http_status=409
+)
+'''
+
+SUBSCRIBER = '''"""What order does with its own events: here, it keeps the placed orders' ids."""
+
+from shared.broker import Event
+from shared.broker.events import decode
+from shared.proto.order.v1.order_pb2 import OrderPlaced
+
+
+class PlacedOrders:
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+
+    async def on_placed(self, event: Event) -> None:
+        self.ids.append(decode(event, OrderPlaced).order_id)
+'''
+
+TESTS = '''"""order's own event and reason: on a real NATS, and across the wire to a caller."""
+
+import asyncio
+
+import nats
+import pytest
+
+from order.app import add_to
+from order.logic import OrderLogic
+from order.repository import InMemoryOrderRepository
+from order.subscribers import PlacedOrders
+from shared.breaker import Breakers
+from shared.broker import BrokerSettings, MemoryBroker, NatsBroker
+from shared.client import Client
+from shared.errors import ServiceError
+from shared.proto.order.v1 import order_pb2
+from shared.proto.order.v1.order_pb2 import OrderPlaced
+from shared.registry import MemoryRegistry
+from shared.selector import Selector
+from shared.server import GrpcServer
+from tests.support.nats import NatsServer
+
+pytestmark = pytest.mark.integration
+
+
+async def test_order_placed_is_published_and_consumed_on_a_real_nats(
+    nats_server: NatsServer,
+) -> None:
+    broker = NatsBroker(BrokerSettings(url=nats_server.url), "order")
+    await broker.start()
+    placed = PlacedOrders()
+    handled = asyncio.Event()
+
+    async def on_placed(event):  # type: ignore[no-untyped-def]
+        await placed.on_placed(event)
+        handled.set()
+
+    try:
+        await broker.subscribe(OrderPlaced, on_placed, queue="order")
+        order = await OrderLogic(InMemoryOrderRepository(), events=broker).create("a book", 2)
+        async with asyncio.timeout(10):
+            await handled.wait()
+    finally:
+        await broker.close()
+
+    assert placed.ids == [order.id]
+    connection = await nats.connect(nats_server.url)
+    try:
+        stream = await connection.jetstream().stream_info("ORDER")
+    finally:
+        await connection.close()
+    assert stream.config.subjects == ["order.>"]
+    assert stream.state.messages == 1
+
+
+async def test_out_of_stock_reaches_a_grpc_caller_with_its_reason() -> None:
+    registry = MemoryRegistry()
+    server = GrpcServer(name="order", version="test", registry=registry, drain_s=0.1)
+    broker = MemoryBroker()
+    add_to(server, OrderLogic(InMemoryOrderRepository(), events=broker))
+    await server.start()
+    selector = Selector(registry)
+    client = Client(selector, Breakers())
+    try:
+        request = order_pb2.CreateOrderRequest(title="a lot", quantity=1_000)
+        with pytest.raises(ServiceError) as refused:
+            await client.call("order", "CreateOrder", request, timeout=5)
+    finally:
+        await client.close()
+        await selector.close()
+        await server.stop()
+
+    assert refused.value.reason == "OUT_OF_STOCK"  # a string: the caller imports nothing
+    assert refused.value.is_business
+    assert "1000" in refused.value.message
+'''
+
+
+def kit_files(root: Path) -> dict[str, str]:
+    """sha256 of every file of the kit: shared/, except the contracts in shared/proto/."""
+    hashes = {}
+    for path in sorted((root / "shared").rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if (
+            path.is_file()
+            and "__pycache__" not in relative
+            and not relative.startswith("shared/proto/")
+        ):
+            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{path}: {old!r} not found"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_a_new_service_has_its_own_event_and_reason_without_touching_the_kit(
+    tmp_path: Path,
+) -> None:
+    root = copy_project(tmp_path)
+    before = kit_files(root)
+    made = micro(root, "new", "service", "order")
+    assert made.returncode == 0, made.stdout + made.stderr
+
+    proto = root / "shared/proto/order/v1/order.proto"
+    edit(
+        proto,
+        "package order.v1;\n",
+        'package order.v1;\n\nimport "shared/proto/micro/v1/options.proto";\n',
+    )
+    proto.write_text(proto.read_text() + EVENT)
+    generated = run(root, sys.executable, "scripts/gen_proto.py")  # what `make proto` runs
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+
+    (root / "order/errors.py").write_text(ERRORS)
+    (root / "order/subscribers.py").write_text(SUBSCRIBER)
+    (root / "tests/order/test_own_event_and_reason.py").write_text(TESTS)
+    logic = root / "order/logic.py"
+    edit(
+        logic,
+        "from shared.errors import Reason, ServiceError\n",
+        "from shared.broker import Broker\nfrom shared.broker.events import publish_event\n"
+        "from shared.errors import Reason, ServiceError\n"
+        "from shared.proto.order.v1.order_pb2 import OrderPlaced\n\n"
+        "from .errors import OUT_OF_STOCK\n",
+    )
+    edit(logic, "MAX_TITLE = 200\n", "MAX_TITLE = 200\nSTOCK = 100\n")
+    edit(
+        logic,
+        "        clock: Callable[[], datetime] = _now,\n    ) -> None:\n",
+        "        clock: Callable[[], datetime] = _now,\n        events: Broker | None = None,\n"
+        "    ) -> None:\n        self._events = events\n",
+    )
+    edit(
+        logic,
+        '            raise ServiceError(Reason.INVALID_ARGUMENT, "quantity: at least 1")\n',
+        '            raise ServiceError(Reason.INVALID_ARGUMENT, "quantity: at least 1")\n'
+        "        if quantity > STOCK:\n"
+        '            raise ServiceError(OUT_OF_STOCK, f"{quantity} asked, {STOCK} in stock")\n',
+    )
+    edit(
+        logic,
+        "        await self._repository.add(record)\n",
+        "        await self._repository.add(record)\n"
+        "        if self._events is not None:\n"
+        "            placed = OrderPlaced(order_id=record.id, quantity=quantity)\n"
+        "            await publish_event(self._events, placed)\n",
+    )
+
+    tests = pytest_in(root, "tests/order", "-rA")
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    for name in ("order_placed_is_published_and_consumed", "out_of_stock_reaches_a_grpc_caller"):
+        assert f"PASSED tests/order/test_own_event_and_reason.py::test_{name}" in tests.stdout
+    assert kit_files(root) == before

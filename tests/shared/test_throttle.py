@@ -1,0 +1,53 @@
+"""The kit's sliding-window throttle, in memory and shared through the machine's Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+from shared.throttle import Throttle, parse_limit
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def test_hits_beyond_the_window_are_refused_with_the_wait() -> None:
+    throttle = Throttle()
+    limit = parse_limit("3/minute")
+
+    allowed = [await throttle.hit(limit, "k") for _ in range(3)]
+    refused = await throttle.hit(limit, "k")
+
+    assert allowed == [None, None, None]
+    assert refused is not None
+    assert 1 <= refused <= 60
+    assert await throttle.retry_after(limit, "k") == refused
+    assert await throttle.hit(limit, "other") is None  # keys are counted apart
+
+
+async def test_clear_forgets_a_key() -> None:
+    throttle = Throttle()
+    limit = parse_limit("1/hour")
+    await throttle.hit(limit, "k")
+
+    await throttle.clear(limit, "k")
+
+    assert await throttle.hit(limit, "k") is None
+
+
+async def test_two_processes_share_the_windows_through_redis() -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    one = Throttle(REDIS_URL, namespace=namespace)
+    two = Throttle(REDIS_URL, namespace=namespace)
+    limit = parse_limit("4/minute")
+
+    for throttle in (one, two, one, two):
+        assert await throttle.hit(limit, "k") is None
+
+    assert await one.hit(limit, "k") is not None
+    assert await two.retry_after(limit, "k") is not None
+
+
+async def test_an_unreachable_redis_lets_requests_through() -> None:
+    throttle = Throttle("redis://127.0.0.1:1/0")
+    limit = parse_limit("1/minute")
+
+    assert [await throttle.hit(limit, "k") for _ in range(3)] == [None, None, None]

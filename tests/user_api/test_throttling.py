@@ -1,0 +1,96 @@
+"""Login throttling through real processes: a flood from one address is answered 429, and
+the flooded account still logs in from another address; replicas share windows via Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import StartService
+from tests.support.http import login, wait_until_ready
+from tests.support.ports import free_port
+
+pytestmark = pytest.mark.integration
+
+LIMITS = {"LOGIN_LIMIT_PER_ADDRESS": "20/minute", "LOGIN_LIMIT_PER_ACCOUNT": "5/15 minutes"}
+
+Client = Callable[[str], httpx.AsyncClient]
+
+
+def _start_stack(start_service: StartService, **env: str) -> str:
+    for module in ("config_service", "auth_service", "user_service"):
+        start_service(module)
+    port = free_port()
+    start_service("user_api", HTTP_PORT=str(port), **LIMITS, **env)
+    return f"http://127.0.0.1:{port}"
+
+
+def _from(base_url: str, address: str) -> httpx.AsyncClient:
+    """A client whose connections leave from `address` (any 127.x.y.z is this machine)."""
+    transport = httpx.AsyncHTTPTransport(local_address=address)
+    return httpx.AsyncClient(base_url=base_url, transport=transport, timeout=10)
+
+
+async def test_a_flood_from_one_address_never_locks_the_account_out_elsewhere(
+    start_service: StartService,
+) -> None:
+    base_url = _start_stack(start_service)
+    await wait_until_ready(base_url)
+    async with _from(base_url, "127.0.0.1") as attacker, _from(base_url, "127.0.0.2") as user:
+        flood = [login(attacker, "micro", f"guess-{n}") for n in range(100)]
+        flooding = asyncio.gather(*flood)
+        timings: list[tuple[int, float]] = []
+        while not flooding.done() or len(timings) < 10:
+            started = time.perf_counter()
+            status = (await login(user)).status_code
+            timings.append((status, time.perf_counter() - started))
+        answers = await flooding
+
+    statuses = [a.status_code for a in answers]
+    assert statuses.count(401) <= 5, statuses
+    assert statuses.count(429) >= 95, statuses
+    throttled = next(a for a in answers if a.status_code == 429)
+    assert throttled.json()["error"]["reason"] == "TOO_MANY_REQUESTS"
+    assert 1 <= int(throttled.headers["Retry-After"]) <= 15 * 60
+    assert [status for status, _ in timings] == [200] * len(timings)
+    fast = sum(1 for _, seconds in timings if seconds < 1.0)
+    assert fast >= 0.95 * len(timings), timings
+
+
+async def test_a_successful_login_clears_the_failures_of_its_address(
+    start_service: StartService,
+) -> None:
+    base_url = _start_stack(start_service)
+    await wait_until_ready(base_url)
+    async with _from(base_url, "127.0.0.3") as http:
+        for _ in range(4):
+            assert (await login(http, "micro", "typo")).status_code == 401
+        assert (await login(http)).status_code == 200
+        for _ in range(4):
+            assert (await login(http, "micro", "typo")).status_code == 401
+        assert (await login(http)).status_code == 200
+
+
+async def test_replicas_share_the_per_address_window_through_redis(
+    start_service: StartService,
+) -> None:
+    redis = {"RATE_LIMIT_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    first = _start_stack(start_service, **redis)
+    port = free_port()
+    start_service("user_api", HTTP_PORT=str(port), **LIMITS, **redis)
+    second = f"http://127.0.0.1:{port}"
+    await asyncio.gather(wait_until_ready(first), wait_until_ready(second))
+    # A fresh address per run: the windows outlive the test in the machine's Redis.
+    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.{random.randint(2, 254)}"
+
+    async with _from(first, address) as one, _from(second, address) as two:
+        statuses = [(await login(http)).status_code for http in (one, two) * 10]
+        refused = await login(two)
+
+    assert statuses == [200] * 20
+    assert refused.status_code == 429

@@ -1,0 +1,114 @@
+"""`GET /ws`: authenticate the upgrade, then hand the socket to a `Session`.
+
+The token is the one /user/login gives: an `Authorization: Bearer` header on the upgrade,
+or, for browsers (which cannot set headers on a WebSocket), a first frame
+`{"token": "…"}` within WS_AUTH_TIMEOUT_S. It is checked as GET /user/me checks it; a
+socket without a valid one is closed with 4401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from shared import deadline
+from shared.errors import Reason, ServiceError
+from shared.reflection import Catalog, call_json, parse_method
+from shared.runtime import Runtime
+from user_api.gateway import AllowList
+from user_api.logic import UserView
+from user_api.ws.pushes import EventHub
+from user_api.ws.session import UNAUTHENTICATED, Call, Limits, Session
+from user_api.ws.settings import FrontDoorSettings
+
+log = logging.getLogger(__name__)
+
+Me = Callable[[str], Awaitable[UserView]]
+# "Try again later": the token could not be checked (auth_service unreachable).
+TRY_AGAIN_LATER = 1013
+
+
+def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRouter:
+    """The /ws route; `me` validates a token, `budget()` is each call's time budget (s)."""
+    settings: FrontDoorSettings = runtime.settings
+    hub = EventHub(runtime.broker, settings.service_name)
+    call = json_caller(runtime, AllowList(settings.gateway_allow), budget)
+    limits = Limits(
+        max_frame_bytes=settings.ws_max_frame_bytes,
+        max_in_flight=settings.ws_max_in_flight,
+        idle_timeout_s=settings.ws_idle_timeout_s,
+        send_queue=settings.ws_send_queue,
+        recheck_s=settings.ws_recheck_s,
+    )
+    routes = APIRouter()
+
+    @routes.websocket("/ws")
+    async def ws(socket: WebSocket) -> None:
+        await socket.accept()
+        try:
+            token = _bearer(socket) or await _first_frame_token(socket, settings)
+            if token is None:
+                await socket.close(UNAUTHENTICATED, "a bearer token is needed")
+                return
+            user = await me(token)
+        except WebSocketDisconnect:
+            return
+        except ServiceError as error:
+            if socket.application_state is WebSocketState.CONNECTED:
+                code = UNAUTHENTICATED if error.http_status == 401 else TRY_AGAIN_LATER
+                await socket.close(code, error.message[:120])
+            return
+
+        async def check() -> None:
+            await me(token)
+
+        session = Session(socket, user_id=user.id, call=call, check=check, hub=hub, limits=limits)
+        await session.run()
+
+    return routes
+
+
+def json_caller(runtime: Runtime[Any], allow: AllowList, budget: Callable[[], float]) -> Call:
+    """A call through the kit's client and reflection, as POST /rpc makes it."""
+    catalog = Catalog(runtime.client)
+
+    async def call(service: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+        _, name = parse_method(method)
+        if not allow.permits(service, name):
+            raise ServiceError(Reason.PERMISSION_DENIED, f"{service}.{name} is not open to /ws")
+        with deadline.budget(budget()):
+            return await call_json(
+                runtime.client, service, method, json.dumps(body), catalog=catalog
+            )
+
+    return call
+
+
+def _bearer(socket: WebSocket) -> str | None:
+    scheme, _, token = socket.headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _first_frame_token(socket: WebSocket, settings: FrontDoorSettings) -> str | None:
+    try:
+        async with asyncio.timeout(settings.ws_auth_timeout_s):
+            message = await socket.receive()
+    except TimeoutError:
+        return None
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000))
+    text = message.get("text") or ""
+    if len(text) > settings.ws_max_frame_bytes:
+        return None
+    try:
+        frame = json.loads(text)
+    except ValueError:
+        return None
+    token = frame.get("token") if isinstance(frame, dict) else None
+    return token.strip() if isinstance(token, str) and token.strip() else None
