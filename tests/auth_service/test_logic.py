@@ -71,7 +71,7 @@ async def test_a_token_validated_before_is_refused_as_expired_once_it_expires() 
     with pytest.raises(ServiceError) as caught:
         await logic.validate(issued.token)
 
-    assert caught.value.reason is Reason.TOKEN_EXPIRED
+    assert caught.value.reason == TOKEN_EXPIRED
 
 
 @pytest.mark.parametrize(

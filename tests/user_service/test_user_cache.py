@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared import db
 from tests.support.eventually import eventually
 from user_service.cache import UserCache
-from user_service.repository import UserRepository, ensure_schema
+from user_service.repository import SqlUserRepository, ensure_schema
 
 SEED_ID = 10001
 
@@ -27,7 +27,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 
 async def test_a_login_recorded_by_this_replica_is_seen_at_once(engine: AsyncEngine) -> None:
-    users = UserRepository(db.session_factory(engine), cache=UserCache(ttl_s=3600))
+    users = SqlUserRepository(db.session_factory(engine), cache=UserCache(ttl_s=3600))
     assert (await users.by_id(SEED_ID)) is not None  # now cached
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -42,8 +42,8 @@ async def test_a_change_made_by_another_replica_is_seen_within_the_ttl(
     engine: AsyncEngine,
 ) -> None:
     ttl_s = 0.3
-    this = UserRepository(db.session_factory(engine), cache=UserCache(ttl_s=ttl_s))
-    other = UserRepository(db.session_factory(engine))
+    this = SqlUserRepository(db.session_factory(engine), cache=UserCache(ttl_s=ttl_s))
+    other = SqlUserRepository(db.session_factory(engine))
     assert (await this.by_id(SEED_ID)) is not None
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
