@@ -8,6 +8,7 @@ tokens that verified are kept, at most `max_entries` of them, each until it expi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,15 +16,16 @@ if TYPE_CHECKING:
 
 
 class DecodedTokens:
-    def __init__(self, max_entries: int = 10_000) -> None:
+    def __init__(self, max_entries: int = 10_000, clock: Callable[[], float] = time.time) -> None:
         self._max_entries = max_entries
+        self._clock = clock
         self._claims: dict[str, Claims] = {}
 
     def get(self, token: str) -> Claims | None:
         """The token's claims if it verified before and has not expired (None otherwise)."""
         claims = self._claims.get(token)
-        if claims is not None and claims.expires_at <= time.time():
-            # Expired now: decoding again gives the caller PyJWT's own "expired" answer.
+        if claims is not None and claims.expires_at <= self._clock():
+            # Expired now: decoding again gives the caller the "expired" answer.
             del self._claims[token]
             return None
         return claims

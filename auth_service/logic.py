@@ -63,7 +63,7 @@ class TokenLogic:
         self._ttl_s = ttl_s
         self._revoked = revoked
         self._events = events
-        self._decoded = DecodedTokens()
+        self._decoded = DecodedTokens(clock=self._clock)
 
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
