@@ -99,7 +99,7 @@ async def test_order_placed_is_published_and_consumed_on_a_real_nats(
         async with asyncio.timeout(10):
             await handled.wait()
     finally:
-        await broker.close()
+        await broker.stop()
 
     assert placed.ids == [order.id]
     connection = await nats.connect(nats_server.url)
@@ -124,8 +124,8 @@ async def test_out_of_stock_reaches_a_grpc_caller_with_its_reason() -> None:
         with pytest.raises(ServiceError) as refused:
             await client.call("order", "CreateOrder", request, timeout=5)
     finally:
-        await client.close()
-        await selector.close()
+        await client.stop()
+        await selector.stop()
         await server.stop()
 
     assert refused.value.reason == "OUT_OF_STOCK"  # a string: the caller imports nothing

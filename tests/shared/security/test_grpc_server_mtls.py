@@ -32,7 +32,6 @@ async def test_grpc_server_serves_mtls_with_the_policy(
     server = GrpcServer(
         name="user_service",
         version="1",
-        registry=registry,
         credentials=server_credentials(certificate("user_service")),
         interceptors=[PolicyInterceptor(policy)],
     )
