@@ -36,6 +36,7 @@ class EtcdRevocationStore:
         self._prefix = prefix
         self._timeout_s = timeout_s
         self._clock = clock
+        self._leases: dict[int, aetcd.Lease] = {}  # by the minute its tokens expire in
         self._granting = asyncio.Lock()
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
