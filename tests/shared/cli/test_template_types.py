@@ -35,9 +35,7 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
-def test_the_rendered_service_and_its_tests_pass_mypy_strict(
-    rendered: Rendered, name: str
-) -> None:
+def test_the_rendered_service_and_its_tests_pass_mypy_strict(rendered: Rendered, name: str) -> None:
     checked = run(
         rendered.root,
         sys.executable,
