@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from functools import partial
 
 import aetcd
 from aetcd import rpc
@@ -95,6 +96,9 @@ class WatchedRevocations:
             return token_id in self._revoked
         return await self._store.is_revoked(token_id)  # fails closed when etcd is away
 
+    def _seen_up_to_date(self, revision: int) -> bool:
+        return self._seen_revision >= revision
+
     async def _seen_up_to(self, revision: int) -> None:
         async with self._seen:
             self._seen_revision = max(self._seen_revision, revision)
@@ -131,7 +135,7 @@ class WatchedRevocations:
                 async with asyncio.timeout(self._staleness_s):
                     newest = await self._newest_revision()
                     async with self._seen:
-                        await self._seen.wait_for(lambda n=newest: self._seen_revision >= n)
+                        await self._seen.wait_for(partial(self._seen_up_to_date, newest))
                 self._current_as_of = max(self._current_as_of, asked_at)
             except (*ETCD_ERRORS, TimeoutError) as error:
                 log.debug("revocations not proved current: %r", error)

@@ -54,7 +54,7 @@ def token_for(stack: Stack) -> str:
 
 
 def median(runs: list[dict[str, Any]], key: str) -> float:
-    return statistics.median(run[key] for run in runs)
+    return float(statistics.median(run[key] for run in runs))
 
 
 def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, Any]:

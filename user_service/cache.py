@@ -13,7 +13,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from user_service.repository import StoredUser
+    from user_service.logic import StoredUser
 
 
 class UserCache:
