@@ -12,13 +12,12 @@ real NATS, must pass.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.project_copy import copy_project, micro, pytest_in, run
+from tests.support.project_copy import copy_project, kit_files, micro, pytest_in, run
 
 pytestmark = pytest.mark.integration
 
@@ -118,20 +117,6 @@ async def test_out_of_stock_reaches_a_grpc_caller_with_its_reason(
     assert refused.value.is_business
     assert "1000" in refused.value.message
 '''
-
-
-def kit_files(root: Path) -> dict[str, str]:
-    """sha256 of every file of the kit: shared/, except the contracts in shared/proto/."""
-    hashes = {}
-    for path in sorted((root / "shared").rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if (
-            path.is_file()
-            and "__pycache__" not in relative
-            and not relative.startswith("shared/proto/")
-        ):
-            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return hashes
 
 
 def edit(path: Path, old: str, new: str) -> None:
