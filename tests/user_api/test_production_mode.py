@@ -5,15 +5,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2
 
 from shared.config import ServiceSettings
-from shared.proto.config.v1 import config_pb2, config_pb2_grpc
-from shared.server import GrpcServer
 from shared.testing import InProcess
 from tests.support.inprocess import in_process_system
 
@@ -57,19 +54,6 @@ async def test_development_keeps_them_open(tmp_path: Path) -> None:
             assert (await system.http.get(path)).status_code == 200, path
 
 
-class Config(config_pb2_grpc.ConfigServiceServicer):
-    async def GetConfig(self, request: config_pb2.GetConfigRequest, context: Any) -> Any:
-        return config_pb2.ConfigSnapshot(app=request.app, json="{}")
-
-
-def _add_to(server: GrpcServer, _: None) -> None:
-    server.add_service(
-        config_pb2_grpc.add_ConfigServiceServicer_to_server,
-        Config(),
-        config_pb2.DESCRIPTOR.services_by_name["ConfigService"],
-    )
-
-
 @pytest.fixture
 async def in_process() -> AsyncIterator[InProcess]:
     async with InProcess.open() as system:
@@ -78,9 +62,14 @@ async def in_process() -> AsyncIterator[InProcess]:
 
 async def _list_services(address: str) -> list[str]:
     async with grpc.aio.insecure_channel(address) as channel:
-        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        info = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+            request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
+            response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
+        )
         request = reflection_pb2.ServerReflectionRequest(list_services="")
-        async for reply in stub.ServerReflectionInfo(iter([request])):
+        async for reply in info(iter([request])):
+            assert isinstance(reply, reflection_pb2.ServerReflectionResponse)
             return [service.name for service in reply.list_services_response.service]
     raise AssertionError("no reply")
 
@@ -101,12 +90,11 @@ async def test_reflection_is_not_served_in_production_unless_enabled(
         monkeypatch.setenv("REFLECTION_ENABLED", enabled)
     settings = ServiceSettings(use_config_service=False, nats_url="memory://")
     runtime = await in_process.runtime(settings)
-    server = runtime.grpc_server(drain_s=0)
-    _add_to(server, None)
+    server = runtime.grpc_server(drain_s=0)  # serves gRPC health, and reflection if on
     await server.start()
     try:
         if served:
-            assert "config.v1.ConfigService" in await _list_services(server.address)
+            assert "grpc.health.v1.Health" in await _list_services(server.address)
         else:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await _list_services(server.address)
