@@ -24,11 +24,12 @@ COPY . .
 RUN python -m compileall -q .
 
 # Run as an unprivileged user that owns nothing in /app.
-# It owns only /var/lib/auth, where auth_service keeps its signing key (a volume in compose).
+# It owns only /var/lib/auth, where auth_service keeps its signing key, and /var/lib/spool,
+# where user_api spools the events that wait for NATS (volumes in compose).
 RUN groupadd --system --gid 10001 micro \
     && useradd --system --uid 10001 --gid micro --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin micro \
-    && install -d -o 10001 -g 10001 -m 0700 /var/lib/auth
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/auth /var/lib/spool
 USER 10001:10001
 
 # Compose sets one per service (`grpc` or `http`); with no mode it picks by HTTP_PORT.

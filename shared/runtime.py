@@ -86,7 +86,11 @@ class Runtime(Generic[S]):
                 pass  # the event goes to the outbox: the span marks the moment it is accepted
 
         broker = build_broker(
-            BrokerSettings(url=settings.nats_url, stream_replicas=settings.nats_stream_replicas),
+            BrokerSettings(
+                url=settings.nats_url,
+                stream_replicas=settings.nats_stream_replicas,
+                spool_path=settings.broker_spool_path,
+            ),
             settings.service_name,
             on_publish=trace_publish,
         )

@@ -20,6 +20,11 @@ class BrokerSettings(BaseModel):
     url: str = "nats://127.0.0.1:4222"
     # Events waiting to be sent; past this, new events are dropped and counted.
     outbox_size: int = Field(default=10_000, ge=1)
+    # Spool waiting events to this SQLite file instead of memory, so that they survive a
+    # crash (shared.broker.spool); `{hostname}` in it is replaced. None: in memory.
+    spool_path: str | None = None
+    # The spool's bound on payload bytes (besides `outbox_size` events).
+    spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # A durable delivery not acked within this is delivered again.
     ack_wait_s: float = Field(default=30.0, gt=0)
     # Handler attempts per event per service before it goes to the dead-letter stream.
