@@ -99,6 +99,7 @@ class MemoryBroker(OutboxPublisher):
         """Wait until the outbox is empty and, unlike NATS, every handler has finished."""
         try:
             async with asyncio.timeout(timeout):
+                await self._outbox.join()  # first: a spool counts its file's events on opening
                 while len(self._outbox) or self._deliveries:
                     await self._outbox.join()
                     if self._deliveries:
