@@ -204,6 +204,7 @@ class OutboxPublisher:
 
     _outbox: Outbox
     _on_publish: PublishHook | None
+    _metrics: BrokerMetrics
 
     async def publish(
         self,
@@ -218,3 +219,27 @@ class OutboxPublisher:
         )
         await self._outbox.put(item)
         return item.event_id
+
+    async def publish_now(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Send past the outbox and return once the server has the event (JetStream acked).
+
+        For a relay that holds the event elsewhere (a transactional outbox table): raises
+        `TransientError` while the server is unreachable, another error when it rejects
+        the event. Waits for the connection: bound it with `asyncio.timeout`.
+        """
+        item = make_outgoing(
+            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
+        )
+        await self._send(item)
+        self._metrics.published.labels(subject=subject).inc()
+        return item.event_id
+
+    async def _send(self, item: Outgoing) -> None:
+        raise NotImplementedError
