@@ -7,14 +7,15 @@ from argon2 import PasswordHasher
 from shared import db
 from shared.app import App
 from shared.broker.events import subject_of
+from shared.outbox import OutboxRelay
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
-from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
+from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.retry import until_done
 from shared.server import GrpcServer
 from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
-from user_service.repository import SqlUserRepository, ensure_schema
+from user_service.repository import OutboxRow, SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
 
 
@@ -39,7 +40,12 @@ async def run(settings: UserServiceSettings) -> None:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
+        sessions = db.session_factory(engine)
+        logic = UserLogic(SqlUserRepository(sessions), hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
+        # Publishes the outbox (user.created, written with each new user); its stream is
+        # declared here, as this replica may relay what another one wrote.
+        subject_of(UserCreated)
+        app.add(OutboxRelay(sessions, OutboxRow, app.runtime.broker))
         add_to(app.grpc_server(), logic)
         await app.run()

@@ -24,6 +24,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.broker.events import now_ms
+from shared.outbox import OutboxColumns, stage_event
+from shared.proto.user.v1.user_events_pb2 import UserCreated
 from user_service.logic import DuplicateUserError, StoredUser
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -71,6 +74,12 @@ class LoginRow(Base):
     user_agent: Mapped[str] = mapped_column(String(255), default="")
 
 
+class OutboxRow(OutboxColumns, Base):
+    """Events user_service causes, written with the change (sql/004_outbox.sql)."""
+
+    __tablename__ = "outbox"
+
+
 def _stored(row: UserRow) -> StoredUser:
     return StoredUser(
         id=row.user_id,
@@ -108,6 +117,9 @@ class SqlUserRepository:
                 user_id = max(highest or 10000, 10000) + 1
             row = UserRow(user_id=user_id, user_name=name, pwd=password_hash)
             session.add(row)
+            # In the same transaction: the user and user.created are committed together or not.
+            created = UserCreated(user_id=user_id, user_name=name, occurred_at_ms=now_ms())
+            stage_event(session, OutboxRow, created)
             try:
                 await session.commit()
             except IntegrityError as error:
@@ -145,7 +157,7 @@ class SqlUserRepository:
             return True
 
 
-_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
+_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql", "004_outbox.sql")
 _SEED = "002_seed.sql"
 
 

@@ -10,6 +10,7 @@ a commit with `wake()`.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -94,7 +95,7 @@ class OutboxRelay:
             async with asyncio.timeout(self._publish_timeout_s):
                 await self._broker.publish_now(
                     item.subject,
-                    item.payload,
+                    base64.b64decode(item.payload),
                     headers=json.loads(item.headers),
                     event_id=item.event_id,
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -9,7 +10,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 from opentelemetry import propagate
-from sqlalchemy import BigInteger, DateTime, Integer, LargeBinary, String, Text, func
+from sqlalchemy import BigInteger, DateTime, Integer, String, Text, func
 from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -31,7 +32,7 @@ class OutboxColumns:
           `id`         bigint unsigned NOT NULL AUTO_INCREMENT,
           `event_id`   varchar(64) CHARACTER SET ascii NOT NULL,
           `subject`    varchar(255) NOT NULL,
-          `payload`    mediumblob NOT NULL,
+          `payload`    mediumtext CHARACTER SET ascii NOT NULL,
           `headers`    text NOT NULL,
           `created_at` timestamp(3) NOT NULL DEFAULT current_timestamp(3),
           PRIMARY KEY (`id`),
@@ -45,7 +46,8 @@ class OutboxColumns:
     )
     event_id: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(255))
-    payload: Mapped[bytes] = mapped_column(LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql"))
+    # Base64 of the protobuf bytes: aiomysql 0.3 cannot bind bytes with PyMySQL 1.1+.
+    payload: Mapped[str] = mapped_column(Text().with_variant(mysql.MEDIUMTEXT(), "mysql"))
     # JSON: the headers to publish with (the event id, the trace context).
     headers: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(_Timestamp, server_default=func.now())
@@ -79,6 +81,6 @@ def stage_event(
     sent[EVENT_ID_HEADER] = event_id
     row = row_type()
     row.event_id, row.subject = event_id, subject
-    row.payload, row.headers = encode(message), json.dumps(sent)
+    row.payload, row.headers = base64.b64encode(encode(message)).decode(), json.dumps(sent)
     session.add(row)
     return event_id
