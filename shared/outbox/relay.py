@@ -1,10 +1,11 @@
 """The relay: publishes an outbox table's rows, oldest first, and deletes them once acked.
 
 Safe with several replicas: each batch is claimed with `SELECT … FOR UPDATE SKIP LOCKED`
-(MariaDB ≥ 10.6, MySQL 8, PostgreSQL), so two relays never hold the same row, and the
-locks are released by the commit that deletes what was published. SQLite has one writer
-and ignores the clause. The relay polls (every `poll_s`) and can be woken at once after
-a commit with `wake()`.
+(MariaDB ≥ 10.6, MySQL 8, PostgreSQL; READ COMMITTED, so that no gap lock makes two
+relays deadlock), so two relays never hold the same row, and the locks are released by
+the commit that deletes what was published. SQLite ignores the clause: one relay per
+SQLite database (one process; SQLite has one writer anyway). The relay polls (every
+`poll_s`) and can be woken at once after a commit with `wake()`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,9 @@ class OutboxRelay:
         done: list[int] = []
         failure: Exception | None = None
         async with self._sessions() as session, session.begin():
+            if session.bind.dialect.name != "sqlite":
+                # No gap locks: two relays' claims and deletes never deadlock each other.
+                await session.connection(execution_options={"isolation_level": "READ COMMITTED"})
             for item in (await session.scalars(claim)).all():
                 try:
                     await self._publish(item)
