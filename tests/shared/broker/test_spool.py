@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry
 
 from shared.broker import BrokerMetrics, BrokerSettings, MemoryBroker
 from shared.broker.outbox import Outgoing, make_outgoing
-from shared.broker.spool import SqliteOutbox
+from shared.broker.spool import SqliteOutbox, spool_file
 from tests.shared.broker.helpers import Collector, sample
 
 
@@ -123,3 +123,9 @@ async def _never_sent(item: Outgoing) -> None:
 
 def _item(data: bytes) -> Outgoing:
     return make_outgoing("user.x", data, headers=None, event_id=None, on_publish=None)
+
+
+def test_replicas_sharing_a_volume_each_get_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("socket.gethostname", lambda: "replica-7")
+    assert spool_file("/data/api-{hostname}.sqlite3") == Path("/data/api-replica-7.sqlite3")
+    assert spool_file("/data/api.sqlite3") == Path("/data/api.sqlite3")
