@@ -38,12 +38,14 @@ def declare_stream(name: str, subject: str) -> None:
         raise ValueError(f"stream {name!r}: upper case, without . * > or spaces")
     if token.startswith(DLQ_PREFIX.rstrip(".")):
         raise ValueError(f"subjects under {DLQ_PREFIX}> belong to the dead-letter stream")
-    held = _declared.setdefault(name, token)
+    held = _declared.get(name, token)
     if held != token:
         raise ValueError(f"stream {name} holds {held}.>, not {subject!r}")
     for other, other_token in _declared.items():
         if other_token == token and other != name:
             raise ValueError(f"{token}.> belongs to stream {other}, not {name}")
+    # Only now: a refused declaration must leave no trace for later ones to trip on.
+    _declared[name] = token
 
 
 def known_streams(settings: BrokerSettings) -> Mapping[str, tuple[str, ...]]:
