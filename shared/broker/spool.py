@@ -89,7 +89,16 @@ class SqliteOutbox:
 
     async def put(self, item: Outgoing) -> bool:
         """Commit `item` to the file; False (and a warning and a count) when it is full."""
-        if not await self._call(self._insert, item):
+        try:
+            stored = await self._call(self._insert, item)
+        except (sqlite3.Error, OSError):
+            # A broken disk must not fail the request that caused the event: count it.
+            self._metrics.dropped.labels(subject=item.subject).inc()
+            log.exception(
+                "broker spool %s cannot store event %s: dropped", self.path, item.event_id
+            )
+            return False
+        if not stored:
             self._metrics.dropped.labels(subject=item.subject).inc()
             log.warning(
                 "broker spool full (%d events, %d bytes): dropped event %s on %s",
@@ -135,11 +144,15 @@ class SqliteOutbox:
         self._thread.shutdown(wait=True)
 
     async def _run(self) -> None:
-        await self._call(self._open)
-        self._metrics.outbox_size.set(self._rows)
         while True:
             self._changed.clear()
-            rows = await self._call(self._head)
+            try:
+                rows = await self._call(self._head)
+            except (sqlite3.Error, OSError):
+                log.exception("broker spool %s cannot be read; trying again", self.path)
+                await asyncio.sleep(self._retry[1])
+                continue
+            self._metrics.outbox_size.set(self._rows)
             if not rows:
                 await self._changed.wait()
                 continue
@@ -185,6 +198,7 @@ class SqliteOutbox:
         return True
 
     def _head(self) -> list[tuple[int, Outgoing]]:
+        self._open()
         assert self._db is not None
         found = self._db.execute(
             "SELECT seq, event_id, subject, data, headers FROM spool ORDER BY seq LIMIT ?",

@@ -129,3 +129,20 @@ def test_replicas_sharing_a_volume_each_get_a_file(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr("socket.gethostname", lambda: "replica-7")
     assert spool_file("/data/api-{hostname}.sqlite3") == Path("/data/api-replica-7.sqlite3")
     assert spool_file("/data/api.sqlite3") == Path("/data/api.sqlite3")
+
+
+async def test_a_spool_that_cannot_be_written_drops_and_counts_without_raising(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    registry = CollectorRegistry()
+    outbox = SqliteOutbox(
+        _never_sent,
+        path=str(tmp_path / "a-file" / "spool.sqlite3"),  # its folder is a file
+        capacity=10,
+        max_bytes=1000,
+        metrics=BrokerMetrics(registry),
+    )
+    assert not await outbox.put(_item(b"x"))
+    assert sample(registry, "broker_events_dropped_total", subject="user.x") == 1
+    await outbox.stop()
