@@ -17,6 +17,7 @@ import json
 import logging
 from collections.abc import Iterator
 
+from opentelemetry import context, propagate
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -95,12 +96,15 @@ class OutboxRelay:
 
     async def _publish(self, item: OutboxColumns) -> None:
         """Return once the server has the event, or rejected it for good (dropped, logged)."""
+        headers = json.loads(item.headers)
+        # The producer span joins the trace of the change that wrote the event.
+        token = context.attach(propagate.extract(headers))
         try:
             async with asyncio.timeout(self._publish_timeout_s):
                 await self._broker.publish_now(
                     item.subject,
                     base64.b64decode(item.payload),
-                    headers=json.loads(item.headers),
+                    headers=headers,
                     event_id=item.event_id,
                 )
         except (TransientError, TimeoutError):
@@ -108,6 +112,8 @@ class OutboxRelay:
         except Exception:
             # Retrying an event the server refuses would hold back every later one.
             log.exception("outbox event %s on %s rejected: dropped", item.event_id, item.subject)
+        finally:
+            context.detach(token)
 
     async def _run(self) -> None:
         waits = self._waits()
