@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from argon2 import PasswordHasher
 
 from shared import db
@@ -12,7 +14,9 @@ from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.retry import until_done
 from shared.server import GrpcServer
+from shared.sqlite_reads import SqliteReads
 from shared.tracing import instrument_sqlalchemy
+from user_service.cache import UserCache
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import OutboxRow, SqlUserRepository, ensure_schema
@@ -28,6 +32,13 @@ def add_to(server: GrpcServer, logic: UserLogic) -> None:
     )
 
 
+def _closing(reads: SqliteReads) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        reads.close()
+
+    return close
+
+
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
@@ -40,8 +51,14 @@ async def run(settings: UserServiceSettings) -> None:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
+        # SQLite: point reads straight on the loop (microseconds), writes through SQLAlchemy.
+        reads = SqliteReads.for_url(settings.database_url)
+        if reads is not None:
+            app.on_stop(_closing(reads))
+        cache = UserCache(ttl_s=settings.user_cache_ttl_s)
         sessions = db.session_factory(engine)
-        logic = UserLogic(SqlUserRepository(sessions), hasher)
+        users = SqlUserRepository(sessions, reads, cache)
+        logic = UserLogic(users, hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Publishes the outbox (user.created, written with each new user); its stream is
         # declared here, as this replica may relay what another one wrote.
