@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    insert,
     or_,
     select,
     text,
@@ -51,6 +53,16 @@ class UserRow(Base):
         _Timestamp, server_default=func.now(), onupdate=func.now()
     )
     last_login_time: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
+
+
+class UserIdRow(Base):
+    """Public user ids taken so far: the database allocates the next one (sql/004)."""
+
+    __tablename__ = "user_id_seq"
+    # SQLite: never hand out an id again, like AUTO_INCREMENT.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
 
 
 class LoginRow(Base):
@@ -103,12 +115,16 @@ class SqlUserRepository:
 
     async def create(self, user_id: int | None, name: str, password_hash: str) -> StoredUser:
         async with self._sessions() as session:
-            if user_id is None:
-                highest = await session.scalar(select(func.max(UserRow.user_id)))
-                user_id = max(highest or 10000, 10000) + 1
-            row = UserRow(user_id=user_id, user_name=name, pwd=password_hash)
-            session.add(row)
             try:
+                # The id comes from the database's counter (or the caller's id is marked
+                # taken there, which moves the counter past it): no max + 1 to race for.
+                taken = await session.execute(
+                    insert(UserIdRow) if user_id is None else insert(UserIdRow).values(id=user_id)
+                )
+                row = UserRow(
+                    user_id=taken.inserted_primary_key[0], user_name=name, pwd=password_hash
+                )
+                session.add(row)
                 await session.commit()
             except IntegrityError as error:
                 raise DuplicateUserError(name) from error
@@ -145,7 +161,7 @@ class SqlUserRepository:
             return True
 
 
-_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
+_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql", "004_user_ids.sql")
 _SEED = "002_seed.sql"
 
 
@@ -159,6 +175,21 @@ async def ensure_schema(engine: AsyncEngine) -> None:
             await connection.run_sync(Base.metadata.create_all)
         if not await connection.scalar(select(func.count()).select_from(UserRow)):
             await _run_sql_file(connection, SQL_DIR / _SEED)
+    await _ids_after_existing_users(engine)
+
+
+async def _ids_after_existing_users(engine: AsyncEngine) -> None:
+    """Move the id counter past the users already there (the seed, a database from before
+    sql/004), so that the ids it hands out are free."""
+    async with engine.connect() as connection:
+        highest_user = await connection.scalar(select(func.max(UserRow.user_id)))
+        highest_taken = await connection.scalar(select(func.max(UserIdRow.id)))
+    if highest_user is None or (highest_taken is not None and highest_taken >= highest_user):
+        return
+    # IntegrityError: another replica starting at the same time did it.
+    with contextlib.suppress(IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(insert(UserIdRow).values(id=highest_user))
 
 
 async def _run_sql_file(connection: AsyncConnection, path: Path) -> None:
