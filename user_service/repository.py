@@ -118,7 +118,8 @@ class SqlUserRepository:
             try:
                 # The id comes from the database's counter (or the caller's id is marked
                 # taken there, which moves the counter past it): no max + 1 to race for.
-                taken = await session.execute(
+                connection = await session.connection()
+                taken = await connection.execute(
                     insert(UserIdRow) if user_id is None else insert(UserIdRow).values(id=user_id)
                 )
                 row = UserRow(
