@@ -122,9 +122,8 @@ class SqlUserRepository:
                 taken = await connection.execute(
                     insert(UserIdRow) if user_id is None else insert(UserIdRow).values(id=user_id)
                 )
-                row = UserRow(
-                    user_id=taken.inserted_primary_key[0], user_name=name, pwd=password_hash
-                )
+                allocated = taken.lastrowid if user_id is None else user_id
+                row = UserRow(user_id=allocated, user_name=name, pwd=password_hash)
                 session.add(row)
                 await session.commit()
             except IntegrityError as error:
