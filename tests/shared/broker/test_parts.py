@@ -152,7 +152,7 @@ def test_all_names_exist() -> None:
 
 def test_events_declare_their_subject_and_stream_in_their_contract() -> None:
     assert event_spec(UserLoggedIn) == EventSpec("user.logged_in", "USER")
-    assert event_spec(UserLoginFailed) == EventSpec("user.login_failed", "USER")
+    assert event_spec(UserLoginFailed) == EventSpec("audit.user_login_failed", "AUDIT")
     assert event_spec(TokenRevoked) == EventSpec("auth.token_revoked", "AUTH")
     streams = known_streams(BrokerSettings(streams={"CACHE": ("cache.>",)}))
     assert streams["USER"] == ("user.>",)  # derived: `<first token>.>`
