@@ -30,7 +30,13 @@ def add_to(server: GrpcServer, logic: UserLogic) -> None:
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = db.create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout_s=settings.database_pool_timeout_s,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            statement_timeout_s=settings.database_statement_timeout_s,
+        )
         app.on_stop(engine.dispose)
         instrument_sqlalchemy(engine, app.runtime.tracing)
         await until_done(lambda: ensure_schema(engine), "preparing the database")
@@ -39,7 +45,8 @@ async def run(settings: UserServiceSettings) -> None:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
+        users = SqlUserRepository(db.session_factory(engine), settings.database_timeout_s)
+        logic = UserLogic(users, hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         add_to(app.grpc_server(), logic)
         await app.run()

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import db
 from user_service.logic import DuplicateUserError, StoredUser
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -100,21 +101,24 @@ def _aware(moment: datetime) -> datetime:
 class SqlUserRepository:
     """`UserRepository` (see logic.py) on SQLAlchemy asyncio: MariaDB or SQLite."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], timeout_s: float = 5.0) -> None:
         self._sessions = sessions
+        # Each operation, checkout to commit: past it (or the caller's deadline) the
+        # database counts as unavailable (shared.db.failing_fast), answered 503.
+        self._timeout_s = timeout_s
 
     async def by_name(self, name: str) -> StoredUser | None:
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
             return _stored(row) if row else None
 
     async def by_id(self, user_id: int) -> StoredUser | None:
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
             return _stored(row) if row else None
 
     async def create(self, user_id: int | None, name: str, password_hash: str) -> StoredUser:
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             try:
                 # The id comes from the database's counter (or the caller's id is marked
                 # taken there, which moves the counter past it): no max + 1 to race for.
@@ -150,7 +154,7 @@ class SqlUserRepository:
             .where(or_(UserRow.last_login_time.is_(None), UserRow.last_login_time < moment))
             .values(last_login_time=moment)
         )
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             try:
                 session.add(row)
                 await session.execute(last_login)

@@ -54,7 +54,8 @@ def declare_stream(name: str, subject: str, *, max_age_s: float = 0, max_bytes: 
         raise ValueError(f"stream {name!r}: upper case, without . * > or spaces")
     if token.startswith(DLQ_PREFIX.rstrip(".")):
         raise ValueError(f"subjects under {DLQ_PREFIX}> belong to the dead-letter stream")
-    held = _declared.setdefault(name, token)
+    # Checked before anything is noted: a refused declaration leaves no stream behind.
+    held = _declared.get(name, token)
     if held != token:
         raise ValueError(f"stream {name} holds {held}.>, not {subject!r}")
     for other, other_token in _declared.items():
@@ -65,6 +66,7 @@ def declare_stream(name: str, subject: str, *, max_age_s: float = 0, max_bytes: 
         raise ValueError(f"stream {name} keeps events {age:g} s, not {max_age_s:g} s")
     if max_bytes and size and size != max_bytes:
         raise ValueError(f"stream {name} holds {size} bytes, not {max_bytes}")
+    _declared[name] = token
     _declared_limits[name] = (max_age_s or age, max_bytes or size)
 
 

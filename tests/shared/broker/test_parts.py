@@ -178,3 +178,11 @@ def test_streams_never_fight_over_their_subjects() -> None:
     with pytest.raises(ValueError, match="upper case"):
         declare_stream("user.stream", "user.x")
     assert known_streams(BrokerSettings())["USER"] == ("user.>",)
+
+
+def test_a_refused_stream_declaration_leaves_no_stream_behind() -> None:
+    event_spec(UserLoggedIn)
+    with pytest.raises(ValueError, match="belongs to stream USER"):
+        declare_stream("PEOPLE2", "user.renamed")
+
+    assert "PEOPLE2" not in known_streams(BrokerSettings())
