@@ -37,6 +37,8 @@ class EtcdRevocationStore:
         self._timeout_s = timeout_s
         self._clock = clock
         self._granting = asyncio.Lock()
+        # Expiry minute -> the lease its revocations share.
+        self._leases: dict[int, aetcd.Lease] = {}
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
         try:
