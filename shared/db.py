@@ -89,7 +89,7 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def failing_fast(timeout_s: float) -> AsyncIterator[None]:
-    """Bound database work by `timeout_s` and what is left of the caller's budget.
+    """Bound database work by `timeout_s`, and by what is left of the caller's budget.
 
     A server that is down, unreachable or hung (stopped, partitioned: the driver has no read
     timeout) then answers `ServiceError(UNAVAILABLE)` in time, a 503 the caller may try
@@ -98,11 +98,15 @@ async def failing_fast(timeout_s: float) -> AsyncIterator[None]:
     when the server is back.
     """
     left = deadline.remaining()
-    limit = timeout_s if left is None else max(0.0, min(timeout_s, left))
+    # When the caller's deadline comes first, it is what runs out: a timeout, not an outage.
+    caller_first = left is not None and left < timeout_s
+    limit = max(0.0, left) if left is not None and caller_first else timeout_s
     try:
         async with asyncio.timeout(limit):
             yield
     except TimeoutError:
+        if caller_first:
+            raise ServiceError(Reason.TIMEOUT, "the caller's deadline ran out") from None
         log.warning("the database did not answer within %.2f s", limit)
         raise ServiceError(Reason.UNAVAILABLE, "the database did not answer in time") from None
     except (OperationalError, InterfaceError, PoolTimeoutError) as error:

@@ -25,11 +25,12 @@ async def test_work_past_its_timeout_is_unavailable_in_time() -> None:
 
 async def test_the_callers_deadline_wins_when_it_is_nearer() -> None:
     started = time.monotonic()
-    with deadline.budget(0.05), pytest.raises(ServiceError):
+    with deadline.budget(0.05), pytest.raises(ServiceError) as caught:
         async with db.failing_fast(30):
             await asyncio.sleep(5)
 
     assert time.monotonic() - started < 1
+    assert caught.value.reason is Reason.TIMEOUT  # the caller's time ran out, not the database
 
 
 async def test_a_database_that_cannot_be_reached_is_unavailable(tmp_path: Path) -> None:
