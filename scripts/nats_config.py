@@ -15,7 +15,7 @@ from pathlib import Path
 from shared.security.nats_auth import NatsRole, generate
 
 ROLES = (
-    NatsRole("user_api", publishes=("user.logged_in", "user.login_failed")),
+    NatsRole("user_api", publishes=("user.logged_in", "audit.user_login_failed")),
     NatsRole("auth_service", publishes=("auth.token_revoked",)),
     NatsRole("user_service", consumes=("user.logged_in",)),
     NatsRole("config_service"),

@@ -42,7 +42,13 @@ def _closing(reads: SqliteReads) -> Callable[[], Awaitable[None]]:
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        engine = db.create_engine(settings.database_url, pool_size=settings.database_pool_size)
+        engine = db.create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            pool_timeout_s=settings.database_pool_timeout_s,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            statement_timeout_s=settings.database_statement_timeout_s,
+        )
         app.on_stop(engine.dispose)
         instrument_sqlalchemy(engine, app.runtime.tracing)
         await until_done(lambda: ensure_schema(engine), "preparing the database")
@@ -57,7 +63,7 @@ async def run(settings: UserServiceSettings) -> None:
             app.on_stop(_closing(reads))
         cache = UserCache(ttl_s=settings.user_cache_ttl_s)
         sessions = db.session_factory(engine)
-        users = SqlUserRepository(sessions, reads, cache)
+        users = SqlUserRepository(sessions, reads, cache, timeout_s=settings.database_timeout_s)
         logic = UserLogic(users, hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Publishes the outbox (user.created, written with each new user); its stream is

@@ -57,7 +57,12 @@ Global___UserLoggedIn: _TypeAlias = UserLoggedIn  # noqa: Y015
 
 @_typing.final
 class UserLoginFailed(_message.Message):
-    """Says nothing of whether the user exists."""
+    """Says nothing of whether the user exists. Nothing consumes it: it is an audit trail for
+    operators (`nats stream view AUDIT`), and a flood of failed logins is an attacker's to
+    make. So it has a stream of its own, kept a day and at most 64 MiB, where it can neither
+    push `user.logged_in` events out of USER nor fill the server. Throttling keeps its own
+    counts (user_api/throttling.py), not these.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
