@@ -14,7 +14,7 @@ async def reachable(client: Client, service: str) -> bool:
     if not await client.selector.wait_ready(service, _CHECK_TIMEOUT_S):
         return False
     for node in client.selector.nodes(service):
-        stub = health_pb2_grpc.HealthStub(client.node_channel(node.address))
+        stub = health_pb2_grpc.HealthStub(client.node_channel(node.address, service))
         try:
             reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=_CHECK_TIMEOUT_S)
         except grpc.aio.AioRpcError:

@@ -23,6 +23,7 @@ from shared.selector import Selector
 from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
+from tests.support.tls import operator_certificate, tls_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,11 +44,14 @@ def test_the_committed_schemas_are_current(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIterator[Client]:
+async def client(
+    start_service: StartService, registry: EtcdRegistry, tmp_path: Path
+) -> AsyncIterator[Client]:
     start_service("config_service")
     await wait_for_nodes(registry, "config_service", 1)
     selector = Selector(registry)
-    client = Client(selector, Breakers())
+    # An operator: reads and writes any app's configuration (config_service runs mTLS).
+    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
     yield client
     await client.stop()
     await selector.stop()
