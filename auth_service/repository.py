@@ -37,6 +37,7 @@ class EtcdRevocationStore:
         self._timeout_s = timeout_s
         self._clock = clock
         self._granting = asyncio.Lock()
+        self._leases: dict[int, aetcd.Lease] = {}  # by expiry minute
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
         try:
