@@ -67,6 +67,7 @@ schemas: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_tracing.py
+	$(BIN)/python bench/bench_mtls.py
 
 # A new service from the template: `make new-service NAME=order [HTTP=1]`.
 new-service: $(STAMP)
