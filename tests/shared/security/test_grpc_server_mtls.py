@@ -1,56 +1,116 @@
-"""The kit's GrpcServer with mTLS credentials and the policy, registered in a real etcd."""
+"""The kit's GrpcServer with mTLS and the policy as a link of its chain, called through
+the kit's Client with a certificate: the client checks the server by the service name it
+routed to, the server checks the caller against the method's `allowed_callers`."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared.breaker import Breakers
+from shared.client import Client
+from shared.errors import Reason, ServiceError
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
-from shared.registry import EtcdRegistry
-from shared.security.credentials import secure_channel, server_credentials
-from shared.security.policy import Policy, PolicyInterceptor
+from shared.registry import MemoryRegistry, ServiceNode
+from shared.security.credentials import server_credentials
+from shared.security.policy import Policy
 from shared.security.reload import ReloadingCertificate
 from shared.security.workload import service_certificate
+from shared.selector import Selector
 from shared.server import GrpcServer
 from tests.shared.security.test_policy import USER_SERVICE, Users
 
 pytestmark = pytest.mark.integration
 
+REQUEST = user_pb2.CreateUserRequest(name="ann", password="x")
 
-async def test_grpc_server_serves_mtls_with_the_policy(
-    registry: EtcdRegistry, tmp_path: Path
-) -> None:
-    def certificate(name: str) -> ReloadingCertificate:
-        return service_certificate(
-            name, trust_domain="micro.local", tls_dir=None, dev_root=tmp_path
-        )
 
-    policy = Policy.from_services([USER_SERVICE], trust_domain="micro.local")
+def certificate(root: Path, name: str) -> ReloadingCertificate:
+    return service_certificate(name, trust_domain="micro.local", tls_dir=None, dev_root=root)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[ServiceNode]:
     server = GrpcServer(
         name="user_service",
         version="1",
-        registry=registry,
-        credentials=server_credentials(certificate("user_service")),
-        interceptors=[PolicyInterceptor(policy)],
+        credentials=server_credentials(certificate(tmp_path, "user_service")),
+        policy=Policy({}, trust_domain="micro.local"),  # filled by add_service
+        drain_s=0.1,
     )
     server.add_service(user_pb2_grpc.add_UserServiceServicer_to_server, Users(), USER_SERVICE)
-    node = await server.start()
+    started = await server.start()
+    await server.set_serving(True)
+    yield started
+    await server.stop()
+
+
+@pytest.fixture
+def registry() -> MemoryRegistry:
+    return MemoryRegistry()
+
+
+async def _client(registry: MemoryRegistry, tls: ReloadingCertificate) -> Client:
+    return Client(Selector(registry), Breakers(), default_timeout_s=5, tls=tls)
+
+
+async def test_the_caller_it_lists_is_served_another_is_denied_with_its_identity_logged(
+    node: ServiceNode,
+    registry: MemoryRegistry,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await registry.register(node)
+    api = await _client(registry, certificate(tmp_path, "user_api"))
+    auth = await _client(registry, certificate(tmp_path, "auth_service"))
     try:
-        request = user_pb2.CreateUserRequest(name="ann", password="x")
-        async with secure_channel(node.address, "user_service", certificate("user_api")) as ok:
-            assert (await user_pb2_grpc.UserServiceStub(ok).CreateUser(request)).user.name == "ann"
-        async with secure_channel(node.address, "user_service", certificate("auth_service")) as no:
-            with pytest.raises(grpc.aio.AioRpcError) as denied:
-                await user_pb2_grpc.UserServiceStub(no).CreateUser(request)
-        assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
-        async with grpc.aio.insecure_channel(node.address) as plain:
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await health_pb2_grpc.HealthStub(plain).Check(
-                    health_pb2.HealthCheckRequest(), timeout=2
-                )
-        assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+        created = await api.call("user_service", "CreateUser", REQUEST)
+        with caplog.at_level(logging.WARNING), pytest.raises(ServiceError) as denied:
+            await auth.call("user_service", "CreateUser", REQUEST)
     finally:
-        await server.stop()
+        await api.stop()
+        await auth.stop()
+
+    assert created.user.name == "ann"
+    assert denied.value.reason is Reason.PERMISSION_DENIED
+    assert "spiffe://micro.local/service/auth_service" in caplog.text
+
+
+async def test_a_node_registered_under_another_service_s_name_is_not_believed(
+    node: ServiceNode, registry: MemoryRegistry, tmp_path: Path
+) -> None:
+    # user_service's node, registered as auth_service: its certificate names user_service.
+    impostor = ServiceNode("auth_service", "auth_service-x", node.address)
+    await registry.register(impostor)
+    client = await _client(registry, certificate(tmp_path, "user_api"))
+    try:
+        with pytest.raises(ServiceError) as refused:
+            await client.call("auth_service", "CreateUser", REQUEST)
+    finally:
+        await client.stop()
+
+    assert refused.value.reason is Reason.UNAVAILABLE
+
+
+async def test_health_needs_a_certificate_and_then_is_open_to_any_identity(
+    node: ServiceNode, tmp_path: Path
+) -> None:
+    async with grpc.aio.insecure_channel(node.address) as plain:
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await health_pb2_grpc.HealthStub(plain).Check(
+                health_pb2.HealthCheckRequest(), timeout=2
+            )
+    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
+
+    client = Client(Selector(MemoryRegistry()), Breakers(), tls=certificate(tmp_path, "any"))
+    try:
+        stub = health_pb2_grpc.HealthStub(client.node_channel(node.address, "user_service"))
+        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    finally:
+        await client.stop()
+    assert reply.status == health_pb2.HealthCheckResponse.SERVING
