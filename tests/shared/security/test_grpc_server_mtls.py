@@ -4,6 +4,7 @@ routed to, the server checks the caller against the method's `allowed_callers`."
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from shared import healthcheck
 from shared.breaker import Breakers
 from shared.client import Client
 from shared.errors import Reason, ServiceError
@@ -114,3 +116,15 @@ async def test_health_needs_a_certificate_and_then_is_open_to_any_identity(
     finally:
         await client.stop()
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+async def test_the_container_healthcheck_shows_the_service_s_own_certificate(
+    node: ServiceNode, tmp_path: Path
+) -> None:
+    port = node.address.rsplit(":", 1)[1]
+    own = {"MTLS": "true", "TLS_DEV_ROOT": str(tmp_path), "SERVICE_NAME": "user_service"}
+
+    with_cert = await asyncio.to_thread(healthcheck.main, ["grpc", "--port", port], own)
+    without = await asyncio.to_thread(healthcheck.main, ["grpc", "--port", port], {})
+
+    assert (with_cert, without) == (healthcheck.HEALTHY, healthcheck.UNHEALTHY)
