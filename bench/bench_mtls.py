@@ -55,9 +55,7 @@ async def serve(root: Path) -> None:
     server = grpc.aio.server()
     user_pb2_grpc.add_UserServiceServicer_to_server(TrivialUsers(), server)  # type: ignore[abstract]
     plain = server.add_insecure_port("127.0.0.1:0")
-    secure = server.add_secure_port(
-        "127.0.0.1:0", server_credentials(certificate(root, SERVICE))
-    )
+    secure = server.add_secure_port("127.0.0.1:0", server_credentials(certificate(root, SERVICE)))
     await server.start()
     print(plain, secure, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
