@@ -17,9 +17,10 @@ from shared import healthcheck
 from shared.breaker import Breakers
 from shared.client import Client
 from shared.errors import Reason, ServiceError
+from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.registry import MemoryRegistry, ServiceNode
-from shared.security.credentials import server_credentials
+from shared.security.credentials import secure_channel, server_credentials
 from shared.security.policy import Policy
 from shared.security.reload import ReloadingCertificate
 from shared.security.workload import service_certificate
@@ -128,3 +129,43 @@ async def test_the_container_healthcheck_shows_the_service_s_own_certificate(
     without = await asyncio.to_thread(healthcheck.main, ["grpc", "--port", port], {})
 
     assert (with_cert, without) == (healthcheck.HEALTHY, healthcheck.UNHEALTHY)
+
+
+class Configs(config_pb2_grpc.ConfigServiceServicer):
+    async def WatchConfig(  # type: ignore[override]
+        self, request: config_pb2.WatchConfigRequest, context: object
+    ) -> AsyncIterator[config_pb2.ConfigSnapshot]:
+        yield config_pb2.ConfigSnapshot(app=request.app, json="{}", version=1)
+
+
+async def test_a_server_stream_is_checked_before_its_first_message(tmp_path: Path) -> None:
+    server = GrpcServer(
+        name="config_service",
+        version="1",
+        credentials=server_credentials(certificate(tmp_path, "config_service")),
+        policy=Policy({}, trust_domain="micro.local"),
+        drain_s=0.1,
+    )
+    descriptor = config_pb2.DESCRIPTOR.services_by_name["ConfigService"]
+    server.add_service(config_pb2_grpc.add_ConfigServiceServicer_to_server, Configs(), descriptor)
+    node = await server.start()
+    # Same CA, another trust domain: not an identity of this deployment.
+    stranger = service_certificate(
+        "intruder", trust_domain="evil.local", tls_dir=None, dev_root=tmp_path
+    )
+    request = config_pb2.WatchConfigRequest(app="user_api")
+    try:
+        async with secure_channel(
+            node.address, "config_service", certificate(tmp_path, "user_api")
+        ) as ok:
+            stream = config_pb2_grpc.ConfigServiceStub(ok).WatchConfig(request, timeout=5)
+            first = await stream.read()
+        async with secure_channel(node.address, "config_service", stranger) as no:
+            stream = config_pb2_grpc.ConfigServiceStub(no).WatchConfig(request, timeout=5)
+            with pytest.raises(grpc.aio.AioRpcError) as denied:
+                await stream.read()
+    finally:
+        await server.stop()
+
+    assert first.app == "user_api"
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
