@@ -24,12 +24,13 @@ COPY . .
 RUN python -m compileall -q .
 
 # Run as an unprivileged user that owns nothing in /app.
-# It owns only /var/lib/auth, where auth_service keeps its signing key, and /secrets, where
-# compose's one-shot `secrets` step writes the development secrets (volumes in compose).
+# It owns only /var/lib/auth, where auth_service keeps its signing key, /var/lib/spool, where
+# user_api spools the events that wait for NATS, and /secrets, where compose's one-shot
+# `secrets` step writes the development secrets (volumes in compose).
 RUN groupadd --system --gid 10001 micro \
     && useradd --system --uid 10001 --gid micro --no-create-home --home-dir /nonexistent \
        --shell /usr/sbin/nologin micro \
-    && install -d -o 10001 -g 10001 -m 0700 /var/lib/auth /secrets
+    && install -d -o 10001 -g 10001 -m 0700 /var/lib/auth /var/lib/spool /secrets
 USER 10001:10001
 
 # Compose sets one per service (`grpc` or `http`); with no mode it picks by HTTP_PORT.

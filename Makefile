@@ -28,6 +28,10 @@ export JWT_SECRET_FILE ?= .run/jwt_secret
 #   make run OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317   (Jaeger, see the README)
 export OTEL_SDK_DISABLED ?= $(if $(OTEL_EXPORTER_OTLP_ENDPOINT),false,true)
 
+# mTLS on every gRPC hop: a development CA under .run/tls issues each service's
+# certificate on its first start (and the `micro` CLI's operator certificate): no set-up.
+run: export MTLS ?= true
+run: export TLS_DEV_ROOT ?= $(if $(RUN_DIR),$(RUN_DIR),.run)/tls
 run: $(STAMP)
 	@ports="$$($(BIN)/python scripts/check_ports.py)" && eval "$$ports" \
 	&& echo "starting etcd :$$ETCD_PORT, NATS :$$NATS_PORT, config_service :$$CONFIG_GRPC_PORT," \
@@ -65,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_tracing.py
 	$(BIN)/python bench/bench_server_interceptors.py
 	$(BIN)/python bench/bench_hot_path.py
+	$(BIN)/python bench/bench_mtls.py
 
 # A new service from the template: `make new-service NAME=order [HTTP=1]`.
 new-service: $(STAMP)

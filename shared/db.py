@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+
+from shared import deadline
+from shared.errors import Reason, ServiceError
+
+log = logging.getLogger(__name__)
 
 _ASYNC_DRIVERS = {
     "mysql": "mysql+aiomysql",
@@ -74,3 +85,30 @@ def create_engine(
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def failing_fast(timeout_s: float) -> AsyncIterator[None]:
+    """Bound database work by `timeout_s`, and by what is left of the caller's budget.
+
+    A server that is down, unreachable or hung (stopped, partitioned: the driver has no read
+    timeout) then answers `ServiceError(UNAVAILABLE)` in time, a 503 the caller may try
+    again, instead of the caller's deadline running out on a hang. SQLAlchemy drops a
+    connection cut off mid-statement, and pre-ping replaces dead ones: nothing to restart
+    when the server is back.
+    """
+    left = deadline.remaining()
+    # When the caller's deadline comes first, it is what runs out: a timeout, not an outage.
+    caller_first = left is not None and left < timeout_s
+    limit = max(0.0, left) if left is not None and caller_first else timeout_s
+    try:
+        async with asyncio.timeout(limit):
+            yield
+    except TimeoutError:
+        if caller_first:
+            raise ServiceError(Reason.TIMEOUT, "the caller's deadline ran out") from None
+        log.warning("the database did not answer within %.2f s", limit)
+        raise ServiceError(Reason.UNAVAILABLE, "the database did not answer in time") from None
+    except (OperationalError, InterfaceError, PoolTimeoutError) as error:
+        log.warning("database unavailable: %s", error)
+        raise ServiceError(Reason.UNAVAILABLE, "the database is unavailable") from error

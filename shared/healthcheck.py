@@ -9,6 +9,10 @@ Docker runs it inside the service's container (the compose `healthcheck`, the im
 - no mode: `http` when `HTTP_PORT` is set, else `grpc`.
 
 The host is `GRPC_HOST`/`HTTP_HOST`, or loopback when the service binds every interface.
+With `MTLS=true` the `grpc` check shows the service's own certificate (the files in
+`TLS_DIR`, else `SERVICE_NAME`'s under `TLS_DEV_ROOT`) and expects the server to be named
+as that certificate is: health is open to every identity of the trust domain, but the
+handshake needs one.
 Exit codes are Docker's: 0 healthy, 1 unhealthy (also for bad arguments: 2 is reserved).
 """
 
@@ -29,12 +33,30 @@ _HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 _SETTINGS = {"grpc": ("GRPC_HOST", "GRPC_PORT"), "http": ("HTTP_HOST", "HTTP_PORT")}
 
 
-def check_grpc(host: str, port: int, *, service: str = "", timeout_s: float = 2.0) -> bool:
-    """True when the gRPC health service at host:port says `service` is SERVING."""
+def check_grpc(
+    host: str,
+    port: int,
+    *,
+    service: str = "",
+    timeout_s: float = 2.0,
+    tls: tuple[bytes, bytes, bytes, str] | None = None,
+) -> bool:
+    """True when the gRPC health service at host:port says `service` is SERVING.
+
+    `tls`: (certificate, key, CA bundle, the server's name) for a server behind mTLS.
+    """
     import grpc  # here: an `http` check never pays for importing grpc
     from grpc_health.v1 import health_pb2
 
-    with grpc.insecure_channel(f"{_bracketed(host)}:{port}") as channel:
+    address = f"{_bracketed(host)}:{port}"
+    if tls is None:
+        channel = grpc.insecure_channel(address)
+    else:
+        cert, key, ca, name = tls
+        credentials = grpc.ssl_channel_credentials(ca, key, cert)
+        options = [("grpc.ssl_target_name_override", name)]
+        channel = grpc.secure_channel(address, credentials, options=options)
+    with channel:
         check = channel.unary_unary(
             _HEALTH_CHECK,
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
@@ -74,7 +96,11 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not 0 < port < 65536:
         return _fail(f"cannot check port {port}: set a fixed {port_var} or pass --port")
     if mode == "grpc":
-        ok = check_grpc(host, port, service=args.service, timeout_s=args.timeout)
+        try:
+            tls = _own_certificate(env)
+        except (OSError, ValueError, SystemExit) as error:
+            return _fail(f"no certificate for the mTLS health check: {error}")
+        ok = check_grpc(host, port, service=args.service, timeout_s=args.timeout, tls=tls)
         target = f"gRPC health of {args.service or 'the server'} at {host}:{port}"
     else:
         ok = check_http(host, port, path=args.path, timeout_s=args.timeout)
@@ -93,6 +119,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--path", default="/readyz", help="HTTP path (default /readyz)")
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds (default 2)")
     return parser
+
+
+def _own_certificate(env: Mapping[str, str]) -> tuple[bytes, bytes, bytes, str] | None:
+    """With MTLS on: the service's own certificate, and the name it carries."""
+    if env.get("MTLS", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return None
+    from pathlib import Path
+
+    from cryptography import x509
+
+    from shared.security.identity import service_identity
+    from shared.security.pki import CertificateFiles, ensure_identity
+
+    if env.get("TLS_DIR"):
+        files = CertificateFiles.in_directory(Path(env["TLS_DIR"]))
+    elif env.get("TLS_DEV_ROOT") and env.get("SERVICE_NAME"):
+        identity = service_identity(env.get("TRUST_DOMAIN", "micro.local"), env["SERVICE_NAME"])
+        files = ensure_identity(Path(env["TLS_DEV_ROOT"]), identity)
+    else:
+        raise ValueError("set TLS_DIR, or TLS_DEV_ROOT and SERVICE_NAME")
+    cert = files.cert.read_bytes()
+    names = (
+        x509.load_pem_x509_certificate(cert)
+        .extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        .value.get_values_for_type(x509.DNSName)
+    )
+    if not names:
+        raise ValueError(f"{files.cert} names no service (no DNS SAN)")
+    return cert, files.key.read_bytes(), files.ca.read_bytes(), names[0]
 
 
 def _dialable(bind_host: str) -> str:

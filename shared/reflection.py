@@ -128,7 +128,7 @@ class Catalog:
             raise ServiceError(Reason.UNAVAILABLE, f"no available node of {service}")
         failure: Exception | None = None
         for node in nodes:  # any node will do; the next one if this one cannot answer
-            channel = self._client.node_channel(node.address)
+            channel = self._client.node_channel(node.address, service)
             try:
                 self.fetches += 1
                 return await _describe(channel, node.endpoints, self._budget())

@@ -9,6 +9,7 @@ its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,6 +25,10 @@ from shared.broker import Broker, BrokerSettings, Event, Handler, build_broker
 from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
 from shared.registry import EtcdRegistry, Registry
+from shared.security.credentials import server_credentials
+from shared.security.policy import Policy
+from shared.security.reload import ReloadingCertificate
+from shared.security.workload import service_certificate
 from shared.selector import Selector
 from shared.server import GrpcServer
 from shared.tracing import (
@@ -49,6 +54,9 @@ class Runtime(Generic[S]):
     client: Client
     broker: Broker
     tracing: Tracing
+    # This service's certificate when `settings.mtls` is on: served, and shown to the
+    # services it calls; re-read from disk when rotated.
+    certificate: ReloadingCertificate | None = None
     config: dict[str, Any] = field(default_factory=dict)
     _listeners: list[ConfigListener] = field(default_factory=list)
 
@@ -83,7 +91,18 @@ class Runtime(Generic[S]):
             namespace = f"micro:{settings.service_name}"
             storage = redis_storage_factory(settings.breaker_redis_url, namespace)
         breakers = Breakers(storage_factory=storage)
-        client = Client(selector, breakers, tracing=tracing)
+        certificate = None
+        if settings.mtls:
+            # A thread: the first start writes the development CA and the certificate.
+            certificate = await asyncio.to_thread(
+                service_certificate,
+                settings.service_name,
+                trust_domain=settings.trust_domain,
+                tls_dir=settings.tls_dir,
+                dev_root=settings.tls_dev_root,
+                reload_s=settings.tls_reload_s,
+            )
+        client = Client(selector, breakers, tracing=tracing, tls=certificate)
         stack.push_async_callback(client.stop)
 
         def trace_publish(subject: str, headers: dict[str, str]) -> None:
@@ -95,13 +114,14 @@ class Runtime(Generic[S]):
                 url=settings.nats_url,
                 stream_replicas=settings.nats_stream_replicas,
                 nkeys_seed=settings.nats_nkey_seed_file,
+                spool_path=settings.broker_spool_path,
             ),
             settings.service_name,
             on_publish=trace_publish,
         )
         await broker.start()  # returns at once when NATS is down: events wait in the outbox
         stack.push_async_callback(broker.stop)  # flushes the outbox
-        runtime = cls(settings, registry, selector, breakers, client, broker, tracing)
+        runtime = cls(settings, registry, selector, breakers, client, broker, tracing, certificate)
         if settings.use_config_service:
             await runtime._load_remote_config(stack)
         return runtime
@@ -116,9 +136,20 @@ class Runtime(Generic[S]):
             yield await cls.build(settings, stack, registry=registry)
 
     def grpc_server(self, **options: Any) -> GrpcServer:
-        """A server for this service, bound and advertised as the settings say, traced."""
+        """A server for this service, bound and advertised as the settings say, traced;
+        with mTLS, it requires client certificates and enforces the methods' policy."""
         options.setdefault("tracing", self.tracing)
         options.setdefault("reflection", self.settings.reflection_on)
+        if self.certificate is not None:
+            options.setdefault("credentials", server_credentials(self.certificate))
+            options.setdefault(
+                "policy",
+                Policy(
+                    {},
+                    trust_domain=self.settings.trust_domain,
+                    enforce=self.settings.enforce_policy,
+                ),
+            )
         if self.settings.dependencies:
             options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(

@@ -16,6 +16,7 @@ from tests.support.etcd import EtcdServer
 from tests.support.nats import nats_server
 from tests.support.otlp import otlp_receiver
 from tests.support.services import ServiceProcess, service_env
+from tests.support.tls import tls_root
 
 __all__ = ["nats_server", "otlp_receiver"]  # fixtures for every test module
 
@@ -92,6 +93,7 @@ def start_service(tmp_path: Path, etcd: EtcdServer) -> Iterator[StartService]:
 
     def start(module: str, **env: str) -> ServiceProcess:
         env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/users.db")
+        env.setdefault("TLS_DEV_ROOT", str(tls_root(tmp_path)))
         log_path = tmp_path / f"{module}-{len(started)}.log"
         process = ServiceProcess(module, service_env(etcd.endpoint, **env), log_path).start()
         started.append(process)

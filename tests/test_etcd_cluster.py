@@ -29,6 +29,7 @@ from tests.support.eventually import eventually
 from tests.support.http import login
 from tests.support.services import ServiceProcess, service_env
 from tests.support.system import StartService, System, start_system
+from tests.support.tls import service_certificate, tls_root
 
 pytestmark = pytest.mark.integration
 
@@ -57,6 +58,7 @@ def start_service(tmp_path: Path, cluster: EtcdCluster) -> Iterator[StartService
 
     def start(module: str, **env: str) -> ServiceProcess:
         env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/users.db")
+        env.setdefault("TLS_DEV_ROOT", str(tls_root(tmp_path)))
         env.setdefault("ETCD_ENDPOINTS", cluster.endpoints)
         log_path = tmp_path / f"{module}-{len(started)}.log"
         process = ServiceProcess(
@@ -145,12 +147,14 @@ async def me(http: httpx.AsyncClient, token: str) -> httpx.Response:
 
 
 async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_change(
-    system: System, registry: EtcdRegistry, cluster: EtcdCluster
+    system: System, registry: EtcdRegistry, cluster: EtcdCluster, tmp_path: Path
 ) -> None:
     leases = await registered(registry)
     revoked = (await login(system.http)).json()["token"]
     selector = Selector(registry)
-    client = Client(selector, Breakers())
+    # The services run with mTLS: this client is the app whose configuration it watches.
+    tls = service_certificate(tls_root(tmp_path), "cluster_probe")
+    client = Client(selector, Breakers(), tls=tls)
     changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     watcher = ConfigWatcher(client, "cluster_probe", changes.put_nowait)
     watcher.start()

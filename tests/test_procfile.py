@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.healthcheck import check_grpc
 from tests.support.http import wait_until_ready
 from tests.support.ports import free_port
 from tests.support.services import ROOT, TEST_SECRET
@@ -90,6 +91,19 @@ async def test_make_run_starts_a_system_where_the_readme_curl_works(tmp_path: Pa
         for name in ("ETCD_PORT", "NATS_PORT", "CONFIG_GRPC_PORT", "AUTH_GRPC_PORT"):
             socket.create_connection(("127.0.0.1", ports[name]), timeout=5).close()
         socket.create_connection(("127.0.0.1", ports["USER_GRPC_PORT"]), timeout=5).close()
+        # mTLS is on, with the development CA `make run` made (no set-up step, secrets 0600):
+        # a caller without a certificate is refused at the handshake, the CLI is an operator.
+        tls = tmp_path / "run" / "tls"
+        assert (tls / "ca" / "ca.key").stat().st_mode & 0o777 == 0o600
+        assert not check_grpc("127.0.0.1", ports["AUTH_GRPC_PORT"], timeout_s=5)
+        micro = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shared.cli", "--tls-dev-root", str(tls),
+            "call", "user_service", "GetUser", '{"id": 10001}',
+            "--etcd", f"127.0.0.1:{ports['ETCD_PORT']}",
+            cwd=ROOT, env=run_env(tmp_path), stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        answer, _ = await asyncio.wait_for(micro.communicate(), 30)
+        assert json.loads(answer)["user"]["name"] == "micro"
     finally:
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         await asyncio.wait_for(make.wait(), 30)

@@ -14,7 +14,7 @@ async def reachable(client: Client, service: str) -> bool:
     if not await client.selector.wait_ready(service, _CHECK_TIMEOUT_S):
         return False
     for node in client.selector.nodes(service):
-        stub = health_pb2_grpc.HealthStub(client.node_channel(node.address))
+        stub = health_pb2_grpc.HealthStub(client.node_channel(node.address, service))
         try:
             # types-grpcio-health-checking declares HealthStub without its methods.
             reply: health_pb2.HealthCheckResponse = await stub.Check(  # type: ignore[attr-defined]

@@ -9,8 +9,9 @@ from argon2 import PasswordHasher
 from shared import db
 from shared.app import App
 from shared.broker.events import subject_of
+from shared.outbox import OutboxRelay
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
-from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
+from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.retry import until_done
 from shared.server import GrpcServer
 from shared.sqlite_reads import SqliteReads
@@ -18,7 +19,7 @@ from shared.tracing import instrument_sqlalchemy
 from user_service.cache import UserCache
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
-from user_service.repository import SqlUserRepository, ensure_schema
+from user_service.repository import OutboxRow, SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
 
 
@@ -41,7 +42,13 @@ def _closing(reads: SqliteReads) -> Callable[[], Awaitable[None]]:
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        engine = db.create_engine(settings.database(), pool_size=settings.database_pool_size)
+        engine = db.create_engine(
+            settings.database(),
+            pool_size=settings.database_pool_size,
+            pool_timeout_s=settings.database_pool_timeout_s,
+            connect_timeout_s=settings.database_connect_timeout_s,
+            statement_timeout_s=settings.database_statement_timeout_s,
+        )
         app.on_stop(engine.dispose)
         instrument_sqlalchemy(engine, app.runtime.tracing)
         # The seed user (micro/123) is development's convenience: never in production.
@@ -57,8 +64,13 @@ async def run(settings: UserServiceSettings) -> None:
         if reads is not None:
             app.on_stop(_closing(reads))
         cache = UserCache(ttl_s=settings.user_cache_ttl_s)
-        users = SqlUserRepository(db.session_factory(engine), reads, cache)
+        sessions = db.session_factory(engine)
+        users = SqlUserRepository(sessions, reads, cache, timeout_s=settings.database_timeout_s)
         logic = UserLogic(users, hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
+        # Publishes the outbox (user.created, written with each new user); its stream is
+        # declared here, as this replica may relay what another one wrote.
+        subject_of(UserCreated)
+        app.add(OutboxRelay(sessions, OutboxRow, app.runtime.broker))
         add_to(app.grpc_server(), logic)
         await app.run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import (
     String,
     UniqueConstraint,
     func,
+    insert,
     or_,
     select,
     text,
@@ -25,6 +27,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared import db
+from shared.broker.events import now_ms
+from shared.outbox import OutboxColumns, stage_event
+from shared.proto.user.v1.user_events_pb2 import UserCreated
 from shared.sqlite_reads import SqliteReads
 from user_service.cache import UserCache
 from user_service.logic import DuplicateUserError, StoredUser
@@ -56,6 +62,16 @@ class UserRow(Base):
     last_login_time: Mapped[datetime | None] = mapped_column(_Timestamp, nullable=True)
 
 
+class UserIdRow(Base):
+    """Public user ids taken so far: the database allocates the next one (sql/004)."""
+
+    __tablename__ = "user_id_seq"
+    # SQLite: never hand out an id again, like AUTO_INCREMENT.
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+
+
 class LoginRow(Base):
     __tablename__ = "login_history"
     __table_args__ = (
@@ -72,6 +88,12 @@ class LoginRow(Base):
     logged_in_at: Mapped[datetime] = mapped_column(_Timestamp)
     client_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(255), default="")
+
+
+class OutboxRow(OutboxColumns, Base):
+    """Events user_service causes, written with the change (sql/005_outbox.sql)."""
+
+    __tablename__ = "outbox"
 
 
 def _stored(row: UserRow) -> StoredUser:
@@ -110,16 +132,21 @@ class SqlUserRepository:
         sessions: async_sessionmaker[AsyncSession],
         reads: SqliteReads | None = None,
         cache: UserCache | None = None,
+        *,
+        timeout_s: float = 5.0,
     ) -> None:
         self._sessions = sessions
         self._cache = cache or UserCache(ttl_s=0)
         # On SQLite, GetUser's point read skips aiosqlite's thread (shared/sqlite_reads.py).
         self._reads = reads
+        # Each operation, checkout to commit: past it (or the caller's deadline) the
+        # database counts as unavailable (shared.db.failing_fast), answered 503.
+        self._timeout_s = timeout_s
 
     async def by_name(self, name: str) -> StoredUser | None:
         # Through SQLAlchemy (and its SQL span): a login costs an Argon2 hash, 50 ms, so the
         # thread hop is noise here; only GetUser's point read takes the direct path.
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
             return _stored(row) if row else None
 
@@ -135,18 +162,25 @@ class SqlUserRepository:
         if self._reads is not None:
             columns = self._reads.one(_COLUMNS + "user_id = ?", (user_id,))
             return _from_columns(columns) if columns else None
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
             return _stored(row) if row else None
 
     async def create(self, user_id: int | None, name: str, password_hash: str) -> StoredUser:
-        async with self._sessions() as session:
-            if user_id is None:
-                highest = await session.scalar(select(func.max(UserRow.user_id)))
-                user_id = max(highest or 10000, 10000) + 1
-            row = UserRow(user_id=user_id, user_name=name, pwd=password_hash)
-            session.add(row)
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             try:
+                # The id comes from the database's counter (or the caller's id is marked
+                # taken there, which moves the counter past it): no max + 1 to race for.
+                connection = await session.connection()
+                taken = await connection.execute(
+                    insert(UserIdRow) if user_id is None else insert(UserIdRow).values(id=user_id)
+                )
+                allocated = taken.lastrowid if user_id is None else user_id
+                row = UserRow(user_id=allocated, user_name=name, pwd=password_hash)
+                session.add(row)
+                # In the same transaction: the user and user.created are committed together.
+                created = UserCreated(user_id=allocated, user_name=name, occurred_at_ms=now_ms())
+                stage_event(session, OutboxRow, created)
                 await session.commit()
             except IntegrityError as error:
                 raise DuplicateUserError(name) from error
@@ -174,7 +208,7 @@ class SqlUserRepository:
             .values(last_login_time=moment)
         )
         self._cache.forget(user_id)
-        async with self._sessions() as session:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
             try:
                 session.add(row)
                 await session.execute(last_login)
@@ -186,7 +220,12 @@ class SqlUserRepository:
             return True
 
 
-_MYSQL_SCHEMA = ("001_schema.sql", "003_login_history.sql")
+_MYSQL_SCHEMA = (
+    "001_schema.sql",
+    "003_login_history.sql",
+    "004_user_ids.sql",
+    "005_outbox.sql",
+)
 _SEED = "002_seed.sql"
 
 
@@ -201,6 +240,21 @@ async def ensure_schema(engine: AsyncEngine, *, seed: bool = True) -> None:
             await connection.run_sync(Base.metadata.create_all)
         if seed and not await connection.scalar(select(func.count()).select_from(UserRow)):
             await _run_sql_file(connection, SQL_DIR / _SEED)
+    await _ids_after_existing_users(engine)
+
+
+async def _ids_after_existing_users(engine: AsyncEngine) -> None:
+    """Move the id counter past the users already there (the seed, a database from before
+    sql/004), so that the ids it hands out are free."""
+    async with engine.connect() as connection:
+        highest_user = await connection.scalar(select(func.max(UserRow.user_id)))
+        highest_taken = await connection.scalar(select(func.max(UserIdRow.id)))
+    if highest_user is None or (highest_taken is not None and highest_taken >= highest_user):
+        return
+    # IntegrityError: another replica starting at the same time did it.
+    with contextlib.suppress(IntegrityError):
+        async with engine.begin() as connection:
+            await connection.execute(insert(UserIdRow).values(id=highest_user))
 
 
 async def _run_sql_file(connection: AsyncConnection, path: Path) -> None:

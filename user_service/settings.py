@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from sqlalchemy.engine import make_url
 
 from shared.config import ServiceSettings
@@ -18,10 +19,19 @@ class UserServiceSettings(ServiceSettings):
     # The database password from a file (a Secret, compose's generated one): it replaces
     # the password in DATABASE_URL, which then needs none written into it.
     database_password_file: Path | None = None
-    database_pool_size: int = 10
+    database_pool_size: int = Field(10, ge=1)
+    # Failing fast when the database is down or hung, well within a login's budget (user_api's
+    # breaker gives VerifyCredentials 1 s): a request waits this long for a pooled
+    # connection, for a new one, and for one whole database operation (the caller's
+    # deadline, when shorter, wins); the server ends a statement after
+    # database_statement_timeout_s (MariaDB's max_statement_time). Beyond: 503 UNAVAILABLE.
+    database_pool_timeout_s: float = Field(0.5, gt=0, le=60)
+    database_connect_timeout_s: float = Field(0.5, gt=0, le=60)
+    database_timeout_s: float = Field(0.7, gt=0, le=300)
+    database_statement_timeout_s: float = Field(0.5, gt=0, le=300)
     # How long GetUser may answer from memory (seconds; 0: always read the database).
     # Bounds how stale a user changed by another replica can be (see user_service/cache.py).
-    user_cache_ttl_s: float = 1.0
+    user_cache_ttl_s: float = Field(1.0, ge=0)
     # Argon2id cost (OWASP's minimum): memory in KiB, iterations, lanes.
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2

@@ -78,7 +78,12 @@ def _read_spec(message_type: type[Message]) -> EventSpec:
     if "event_id" not in descriptor.fields_by_name:
         raise NotAnEventError(f"{descriptor.full_name}: an event needs `string event_id = 1`")
     try:
-        streams.declare_stream(spec.stream, spec.subject)
+        streams.declare_stream(
+            spec.stream,
+            spec.subject,
+            max_age_s=declared.max_age_s,
+            max_bytes=declared.max_bytes,
+        )
     except ValueError as error:
         raise NotAnEventError(f"{descriptor.full_name}: {error}") from None
     return spec

@@ -19,9 +19,10 @@ from google.protobuf.message import Message
 from shared.broker import subjects
 from shared.broker.events import subject_of
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import MemoryOutbox, OutboxPublisher, Outgoing
+from shared.broker.outbox import OutboxPublisher, Outgoing
 from shared.broker.protocol import Event, Handler, PublishHook
 from shared.broker.settings import BrokerSettings
+from shared.broker.spool import make_outbox
 from shared.broker.streams import known_streams
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ class MemoryBroker(OutboxPublisher):
         self._settings = settings or BrokerSettings(url="memory://")
         self._metrics = metrics or default_metrics()
         self._on_publish = on_publish
-        self._outbox = MemoryOutbox(
-            self._send, capacity=self._settings.outbox_size, metrics=self._metrics
-        )
+        self._outbox = make_outbox(self._send, self._settings, self._metrics)
         self._groups: dict[tuple[str, str, bool], _Group] = {}
         self._online = asyncio.Event()
         self._online.set()
@@ -100,6 +99,7 @@ class MemoryBroker(OutboxPublisher):
         """Wait until the outbox is empty and, unlike NATS, every handler has finished."""
         try:
             async with asyncio.timeout(timeout):
+                await self._outbox.join()  # first: a spool counts its file's events on opening
                 while len(self._outbox) or self._deliveries:
                     await self._outbox.join()
                     if self._deliveries:

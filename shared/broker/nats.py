@@ -26,9 +26,10 @@ from shared.broker.core_nats import CoreSubscription
 from shared.broker.events import subject_of
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics
-from shared.broker.outbox import MemoryOutbox, OutboxPublisher, Outgoing, TransientError
+from shared.broker.outbox import OutboxPublisher, Outgoing, TransientError
 from shared.broker.protocol import Handler, PublishHook
 from shared.broker.settings import BrokerSettings
+from shared.broker.spool import make_outbox
 from shared.broker.streams import ensure_stream, ensure_streams, known_streams
 
 log = logging.getLogger(__name__)
@@ -59,9 +60,7 @@ class NatsBroker(OutboxPublisher):
         self._on_publish = on_publish
         self._nc = Client()
         self._js = self._nc.jetstream(timeout=settings.publish_timeout_s)
-        self._outbox = MemoryOutbox(
-            self._send, capacity=settings.outbox_size, metrics=self._metrics
-        )
+        self._outbox = make_outbox(self._send, self._settings, self._metrics)
         self._connected = asyncio.Event()
         self._attempted = asyncio.Event()
         self._lock = asyncio.Lock()

@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from shared import backoff
 from shared.broker import subjects
@@ -65,6 +66,45 @@ def make_outgoing(
     return Outgoing(subject, data, event_id, sent_headers)
 
 
+class Outbox(Protocol):
+    """Where published events wait for the server: in memory, or spooled to a file."""
+
+    def __len__(self) -> int: ...
+
+    async def put(self, item: Outgoing) -> bool:
+        """Queue `item`; False (and a warning and a count) when the outbox is full."""
+        ...
+
+    def start(self) -> None: ...
+
+    async def join(self) -> None: ...
+
+    async def flush(self, timeout: float) -> bool: ...
+
+    async def stop(self) -> None: ...
+
+
+async def deliver(
+    send: Sender, item: Outgoing, metrics: BrokerMetrics, retry: tuple[float, float]
+) -> bool:
+    """Send `item`, retrying transient failures; False when the server rejected it (dropped)."""
+    waits = backoff.delays(*retry)
+    while True:
+        try:
+            await send(item)
+        except TransientError as error:
+            log.debug("event %s not sent yet: %s", item.event_id, error)
+            await asyncio.sleep(next(waits))
+            continue
+        except Exception:
+            # Retrying a message the server rejects would block every later event.
+            metrics.dropped.labels(subject=item.subject).inc()
+            log.exception("broker rejected event %s on %s: dropped", item.event_id, item.subject)
+            return False
+        metrics.published.labels(subject=item.subject).inc()
+        return True
+
+
 class MemoryOutbox:
     """Events waiting in this process's memory to be sent; lost if the process dies.
 
@@ -92,7 +132,7 @@ class MemoryOutbox:
     def __len__(self) -> int:
         return self._queue.qsize() + (self._sending is not None)
 
-    def put(self, item: Outgoing) -> bool:
+    async def put(self, item: Outgoing) -> bool:
         """Queue `item`; False (and a warning and a count) when the outbox is full."""
         if len(self) >= self._capacity:
             self._metrics.dropped.labels(subject=item.subject).inc()
@@ -156,30 +196,15 @@ class MemoryOutbox:
                 self._queue.task_done()
 
     async def _deliver(self, item: Outgoing) -> None:
-        waits = backoff.delays(*self._retry)
-        while True:
-            try:
-                await self._send(item)
-            except TransientError as error:
-                log.debug("event %s not sent yet: %s", item.event_id, error)
-                await asyncio.sleep(next(waits))
-                continue
-            except Exception:
-                # Retrying a message the server rejects would block every later event.
-                self._metrics.dropped.labels(subject=item.subject).inc()
-                log.exception(
-                    "broker rejected event %s on %s: dropped", item.event_id, item.subject
-                )
-                return
-            self._metrics.published.labels(subject=item.subject).inc()
-            return
+        await deliver(self._send, item, self._metrics, self._retry)
 
 
 class OutboxPublisher:
-    """`publish()` for a broker that sends through a `MemoryOutbox`: queue, return the id."""
+    """`publish()` for a broker that sends through an `Outbox`: queue, return the id."""
 
-    _outbox: MemoryOutbox
+    _outbox: Outbox
     _on_publish: PublishHook | None
+    _metrics: BrokerMetrics
 
     async def publish(
         self,
@@ -192,5 +217,29 @@ class OutboxPublisher:
         item = make_outgoing(
             subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
         )
-        self._outbox.put(item)
+        await self._outbox.put(item)
         return item.event_id
+
+    async def publish_now(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Send past the outbox and return once the server has the event (JetStream acked).
+
+        For a relay that holds the event elsewhere (a transactional outbox table): raises
+        `TransientError` while the server is unreachable, another error when it rejects
+        the event. Waits for the connection: bound it with `asyncio.timeout`.
+        """
+        item = make_outgoing(
+            subject, data, headers=headers, event_id=event_id, on_publish=self._on_publish
+        )
+        await self._send(item)
+        self._metrics.published.labels(subject=subject).inc()
+        return item.event_id
+
+    async def _send(self, item: Outgoing) -> None:
+        raise NotImplementedError

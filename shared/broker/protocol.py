@@ -48,6 +48,19 @@ class Broker(Protocol):
     ) -> str:
         """Queue an event and return its id at once; never raises for a broker outage."""
 
+    async def publish_now(
+        self,
+        subject: str,
+        data: bytes,
+        *,
+        headers: Mapping[str, str] | None = None,
+        event_id: str | None = None,
+    ) -> str:
+        """Send at once, past the outbox; return when the server has it (for relays).
+
+        Raises `shared.broker.outbox.TransientError` while the server is unreachable.
+        """
+
     async def subscribe(
         self,
         subject: str | type[Message],

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 DAY_S = 24 * 3600.0
+MIB = 1024 * 1024
 
 
 class BrokerSettings(BaseModel):
@@ -24,6 +25,11 @@ class BrokerSettings(BaseModel):
     nkeys_seed: Path | None = None
     # Events waiting to be sent; past this, new events are dropped and counted.
     outbox_size: int = Field(default=10_000, ge=1)
+    # Spool waiting events to this SQLite file instead of memory, so that they survive a
+    # crash (shared.broker.spool); `{hostname}` in it is replaced. None: in memory.
+    spool_path: str | None = None
+    # The spool's bound on payload bytes (besides `outbox_size` events).
+    spool_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1)
     # A durable delivery not acked within this is delivered again.
     ack_wait_s: float = Field(default=30.0, gt=0)
     # Handler attempts per event per service before it goes to the dead-letter stream.
@@ -44,9 +50,21 @@ class BrokerSettings(BaseModel):
     streams: dict[str, tuple[str, ...]] = Field(default_factory=dict)
     # Copies of each stream (1, or 3 on a 3-node cluster: survives losing one node).
     stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Every stream is bounded (JetStream's limits; when one is reached the oldest events
+    # go): an event's declaration may set its stream's age and size (options.proto),
+    # these are the defaults. Consumers that fall further behind than this lose events,
+    # so size them to the longest outage a consumer should survive. The sizes are
+    # reserved on the NATS server (its max_file_store must hold every stream's).
     stream_max_age_s: float = Field(default=7 * DAY_S, gt=0)
+    stream_max_bytes: int = Field(default=256 * MIB, ge=1)
+    stream_max_msgs: int = Field(default=1_000_000, ge=1)
+    # Operators' word on one stream, over the events' declarations: name -> seconds, bytes.
+    stream_max_age_overrides: dict[str, float] = Field(default_factory=dict)
+    stream_max_bytes_overrides: dict[str, int] = Field(default_factory=dict)
     dlq_stream: str = "DLQ"
     dlq_max_age_s: float = Field(default=30 * DAY_S, gt=0)
+    dlq_max_bytes: int = Field(default=64 * MIB, ge=1)
+    dlq_max_msgs: int = Field(default=100_000, ge=1)
 
     @field_validator("url")
     @classmethod

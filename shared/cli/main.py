@@ -18,6 +18,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from shared.cli import remote
+from shared.cli.identity import operator_certificate
 from shared.errors import ServiceError
 from shared.registry import ServiceNode
 
@@ -45,6 +46,64 @@ Prefix = Annotated[
     str, typer.Option("--prefix", envvar="REGISTRY_PREFIX", help="registry key prefix")
 ]
 Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds for the whole command")]
+
+
+class _Identity:
+    """The global options of who the CLI is, read by `_target` (see shared.cli.identity)."""
+
+    tls_dir: Path | None = None
+    dev_root: Path | None = None
+    name: str | None = None
+    trust_domain: str = "micro.local"
+    plaintext: bool = False
+
+
+@app.callback()
+def identity(
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-dir",
+            envvar="MICRO_TLS_DIR",
+            help="your operator certificate: a folder with tls.crt, tls.key, ca.crt",
+        ),
+    ] = None,
+    dev_root: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-dev-root",
+            envvar="TLS_DEV_ROOT",
+            help="the development CA of `make run` (default .run/tls, used when it exists)",
+        ),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option("--operator", envvar="MICRO_OPERATOR", help="operator name (default: you)"),
+    ] = None,
+    trust_domain: Annotated[
+        str, typer.Option("--trust-domain", envvar="TRUST_DOMAIN", help="SPIFFE trust domain")
+    ] = "micro.local",
+    plaintext: Annotated[
+        bool, typer.Option("--plaintext", help="call without TLS (services run without mTLS)")
+    ] = False,
+) -> None:
+    """The kit's command line: new services, and a look at the running ones."""
+    _Identity.tls_dir, _Identity.dev_root, _Identity.name = tls_dir, dev_root, name
+    _Identity.trust_domain, _Identity.plaintext = trust_domain, plaintext
+
+
+def _target(etcd: str, prefix: str, timeout: float) -> remote.Target:
+    try:
+        tls = operator_certificate(
+            tls_dir=_Identity.tls_dir,
+            dev_root=_Identity.dev_root,
+            name=_Identity.name,
+            trust_domain=_Identity.trust_domain,
+            plaintext=_Identity.plaintext,
+        )
+    except (OSError, ValueError) as error:
+        _fail(str(error))
+    return remote.Target(etcd, prefix, timeout, tls)
 
 
 @new_app.command("service")
@@ -93,7 +152,7 @@ def services(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """List the registered services and their nodes."""
-    found = _run(remote.list_services(remote.Target(etcd, prefix, timeout)))
+    found = _run(remote.list_services(_target(etcd, prefix, timeout)))
     if as_json:
         typer.echo(json.dumps({k: [_node(n) for n in v] for k, v in found.items()}, indent=2))
         return
@@ -117,7 +176,7 @@ def call(
 ) -> None:
     """Call METHOD of SERVICE with a JSON request (through reflection); print the reply."""
     text = sys.stdin.read() if request == "-" else request
-    reply = _run(remote.call(remote.Target(etcd, prefix, timeout), service, method, text))
+    reply = _run(remote.call(_target(etcd, prefix, timeout), service, method, text))
     typer.echo(json.dumps(reply, indent=2))
 
 
@@ -129,7 +188,7 @@ def health(
     timeout: Timeout = 5.0,
 ) -> None:
     """Each node's gRPC health (grpc.health.v1); exit 1 unless every node is SERVING."""
-    nodes = _run(remote.check_health(remote.Target(etcd, prefix, timeout), service))
+    nodes = _run(remote.check_health(_target(etcd, prefix, timeout), service))
     if not nodes:
         _fail(f"no node of {service} is registered")
     for checked in nodes:
@@ -150,7 +209,7 @@ def config_get(
     timeout: Timeout = 5.0,
 ) -> None:
     """Print APP's configuration as JSON."""
-    document = _run(remote.get_config(remote.Target(etcd, prefix, timeout), app_name))
+    document = _run(remote.get_config(_target(etcd, prefix, timeout), app_name))
     typer.echo(json.dumps(document, indent=2))
 
 
@@ -165,7 +224,7 @@ def config_set(
     """Replace APP's whole configuration; refused (nothing stored) unless it fits APP's
     settings schema. Running replicas apply it within a second."""
     text = sys.stdin.read() if file == "-" else Path(file).read_text()
-    document = _run(remote.set_config(remote.Target(etcd, prefix, timeout), app_name, text))
+    document = _run(remote.set_config(_target(etcd, prefix, timeout), app_name, text))
     typer.echo(json.dumps(document, indent=2))
 
 

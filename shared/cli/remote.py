@@ -21,6 +21,8 @@ from shared.errors import Reason, ServiceError
 from shared.proto.config.v1 import config_pb2
 from shared.reflection import call_json
 from shared.registry import EtcdRegistry, ServiceNode
+from shared.security.credentials import secure_channel
+from shared.security.reload import ReloadingCertificate
 from shared.selector import Selector
 
 __all__ = [
@@ -40,6 +42,8 @@ class Target:
     etcd: str
     prefix: str = "/micro/registry"
     timeout_s: float = 5.0
+    # The operator's certificate (shared.cli.identity); None calls over plain gRPC.
+    tls: ReloadingCertificate | None = None
 
 
 @dataclass(frozen=True)
@@ -74,11 +78,18 @@ async def call(target: Target, service: str, method: str, json_text: str) -> dic
 async def check_health(target: Target, service: str) -> list[NodeHealth]:
     """Ask each node of `service` for its gRPC health (grpc.health.v1), all at once."""
     nodes = (await list_services(target)).get(service, [])
-    return list(await asyncio.gather(*(_check(node, target.timeout_s) for node in nodes)))
+    return list(await asyncio.gather(*(_check(node, target) for node in nodes)))
 
 
-async def _check(node: ServiceNode, timeout_s: float) -> NodeHealth:
-    async with grpc.aio.insecure_channel(node.address) as channel:
+def _channel(node: ServiceNode, tls: ReloadingCertificate | None) -> grpc.aio.Channel:
+    if tls is None:
+        return grpc.aio.insecure_channel(node.address)
+    return secure_channel(node.address, node.name, tls)
+
+
+async def _check(node: ServiceNode, target: Target) -> NodeHealth:
+    timeout_s = target.timeout_s
+    async with _channel(node, target.tls) as channel:
         check = channel.unary_unary(
             _HEALTH_CHECK,
             request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
@@ -138,7 +149,7 @@ def _registry(target: Target) -> EtcdRegistry:
 async def _client(target: Target) -> AsyncIterator[Client]:
     registry = _registry(target)
     selector = Selector(registry)
-    client = Client(selector, Breakers(), default_timeout_s=target.timeout_s)
+    client = Client(selector, Breakers(), default_timeout_s=target.timeout_s, tls=target.tls)
     try:
         yield client
     finally:

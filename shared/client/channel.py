@@ -55,7 +55,7 @@ class _UnaryStream:
         self, request: Any, *, timeout: float | None = None, metadata: Any = None, **_: Any
     ) -> Any:
         node = self._client.selector.pick(self._service)
-        stream = self._client.node_channel(node.node.address).unary_stream(
+        stream = self._client.node_channel(node.node.address, self._service).unary_stream(
             self._endpoint.path,
             request_serializer=self._endpoint.serialize,
             response_deserializer=self._endpoint.deserialize,

@@ -35,6 +35,8 @@ from shared.client.endpoint import Endpoint, resolve
 from shared.client.metrics import ClientMetrics, default_metrics
 from shared.client.route import Route, unreachable
 from shared.errors import Reason, ServiceError
+from shared.security.credentials import secure_channel
+from shared.security.reload import ReloadingCertificate
 from shared.selector import Selector
 from shared.tracing import Tracing
 
@@ -58,7 +60,9 @@ class Client:
     smallest of those and the caller's deadline is what the node is given.
 
     `metrics=None` counts calls on prometheus_client's global registry; `middleware` are
-    links of your own (see `shared.client.chain` for where they run).
+    links of your own (see `shared.client.chain` for where they run). With `tls` (this
+    process's certificate) every node channel is mutual TLS and accepts only a server
+    whose certificate names the service the node was looked up as.
     """
 
     def __init__(
@@ -71,8 +75,10 @@ class Client:
         tracing: Tracing | None = None,
         metrics: ClientMetrics | None = None,
         middleware: Sequence[ClientMiddleware] = (),
+        tls: ReloadingCertificate | None = None,
     ) -> None:
         self.selector = selector
+        self.tls = tls
         self.tracing = tracing or Tracing.disabled()
         self.breakers = breakers
         self.max_retries = max_retries
@@ -158,7 +164,9 @@ class Client:
         address = state.node.address
         multicallable = route.callables.get(address)
         if multicallable is None:
-            multicallable = route.callables[address] = route.bind(self.node_channel(address))
+            multicallable = route.callables[address] = route.bind(
+                self.node_channel(address, route.service)
+            )
         timeout = call.attempt_timeout if call.attempt_timeout is not None else call.budget
         state.in_flight += 1
         try:
@@ -173,12 +181,21 @@ class Client:
             self.selector.report(state, transport_ok=True)
         return response
 
-    def node_channel(self, address: str) -> grpc.aio.Channel:
+    def node_channel(self, address: str, service: str = "") -> grpc.aio.Channel:
+        """The one channel to the node at `address`, a node of `service`.
+
+        With mTLS the channel checks that the server's certificate names `service`; a new
+        channel takes the certificate on disk now (a rotated one included).
+        """
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(
-                address, options=_CHANNEL_OPTIONS
-            )
+            if self.tls is None:
+                channel = grpc.aio.insecure_channel(address, options=_CHANNEL_OPTIONS)
+            elif not service:
+                raise ValueError(f"mTLS: which service is {address}? pass its name")
+            else:
+                channel = secure_channel(address, service, self.tls, _CHANNEL_OPTIONS)
+            self._channels[address] = channel
         return channel
 
     def _forget_gone_nodes(self) -> None:

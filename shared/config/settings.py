@@ -40,6 +40,9 @@ class ServiceSettings(BaseSettings):
     nats_nkey_seed_file: Path | None = None
     # Replicas of each JetStream stream this service creates: 3 on a 3-node cluster.
     nats_stream_replicas: int = 1
+    # Spool events waiting for NATS to this SQLite file (else memory), so that they survive
+    # a crash: for a service without a database (user_api). `{hostname}` is replaced.
+    broker_spool_path: str | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
     # The host other services dial; defaults to the bind host, or this host's address.

@@ -75,6 +75,10 @@ class Policy:
             rules.update(declared_callers(service))
         return cls(rules, trust_domain=trust_domain, enforce=enforce)
 
+    def declare(self, service: ServiceDescriptor) -> None:
+        """Add the rules of `service`'s methods (a server declares each service it adds)."""
+        self._rules.update(declared_callers(service))
+
     def allowed(self, method: str) -> frozenset[str]:
         """Who may call `method`; empty (no one) for a method that declares nobody."""
         rule = self._rules.get(method)

@@ -5,6 +5,7 @@ A handler is the grpc.aio behaviour `(request, context) -> awaitable response`.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import grpc
 
 from shared import deadline as deadlines
 from shared.errors import Reason, ServiceError
+from shared.security.policy import Policy
 from shared.server.metrics import HANDLED, LATENCY
 from shared.tracing.grpc_server import code_of
 
@@ -56,6 +58,50 @@ def _code(error: Exception, context: Context) -> grpc.StatusCode:
     if isinstance(error, grpc.aio.AbortError):  # the error link's (or the handler's) abort
         return code_of(context)
     return grpc.StatusCode.UNKNOWN
+
+
+def policy(policy: Policy, method: str) -> ServerMiddleware:
+    """Default deny: PERMISSION_DENIED unless the caller's certificate identity is one the
+    method's `allowed_callers` lists (the policy logs the caller's identity)."""
+    authorize = policy.authorize
+
+    def link(next: Handler) -> Handler:
+        async def checked(request: Any, context: Context) -> Any:
+            try:
+                authorize(method, context)
+            except ServiceError as error:
+                await abort(context, error)
+            return await next(request, context)
+
+        return checked
+
+    return link
+
+
+def policy_guard(policy: Policy, method: str, behavior: Any) -> Any:
+    """The policy check for a streaming behaviour, before its first message: an async
+    generator stays one (grpc.aio iterates it), a coroutine stays one."""
+
+    async def check(context: Context) -> None:
+        try:
+            policy.authorize(method, context)
+        except ServiceError as error:
+            await abort(context, error)
+
+    if inspect.isasyncgenfunction(behavior):
+
+        async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
+            await check(context)
+            async for item in behavior(request, context):
+                yield item
+
+        return streamed
+
+    async def awaited(request: Any, context: Context) -> Any:
+        await check(context)
+        return await behavior(request, context)
+
+    return awaited
 
 
 def deadline(next: Handler) -> Handler:

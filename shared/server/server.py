@@ -20,6 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from shared.registry import ServiceNode
+from shared.security.policy import Policy
 from shared.server.chain import ChainInterceptor
 from shared.server.links import ServerMiddleware
 from shared.tracing import Tracing
@@ -60,6 +61,7 @@ class GrpcServer:
         drain_s: float = 5.0,
         credentials: grpc.ServerCredentials | None = None,
         reflection: bool = True,
+        policy: Policy | None = None,
     ) -> None:
         self.name = name
         self._version = version
@@ -72,8 +74,10 @@ class GrpcServer:
         self._credentials = credentials
         # Server reflection lists every method: production turns it off (REFLECTION_ENABLED).
         self._reflection = reflection
+        # Who may call what: each service added declares its methods' `allowed_callers`.
+        self._policy = policy
         # The kit's chain (see shared/server/chain.py) with `middleware` of your own in it.
-        chain = ChainInterceptor(tracing or Tracing.disabled(), middleware)
+        chain = ChainInterceptor(tracing or Tracing.disabled(), middleware, policy)
         self._server = grpc.aio.server(interceptors=[*interceptors, chain], options=_OPTIONS)
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
@@ -88,6 +92,8 @@ class GrpcServer:
     ) -> None:
         add_to_server(servicer, self._server)
         self._services.append(descriptor.full_name)
+        if self._policy is not None:
+            self._policy.declare(descriptor)
 
     @property
     def grpc_server(self) -> grpc.aio.Server:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -14,12 +15,13 @@ from shared.registry import EtcdRegistry
 from tests.conftest import StartService
 from tests.support.eventually import eventually
 from tests.support.services import wait_for_nodes
+from tests.support.tls import channel_as, tls_root
 
 pytestmark = pytest.mark.integration
 
 
-async def _call(address: str, method: str, request: Any) -> Any:
-    async with grpc.aio.insecure_channel(address) as channel:
+async def _call(root: Path, address: str, method: str, request: Any) -> Any:
+    async with channel_as(root, "user_api", address, "auth_service") as channel:
         stub = auth_pb2_grpc.AuthServiceStub(channel)
         try:
             return await getattr(stub, method)(request, timeout=5)
@@ -28,26 +30,30 @@ async def _call(address: str, method: str, request: Any) -> Any:
 
 
 async def test_a_token_revoked_on_one_replica_is_refused_by_all_even_after_restart(
-    start_service: StartService, registry: EtcdRegistry
+    start_service: StartService, registry: EtcdRegistry, tmp_path: Path
 ) -> None:
+    root = tls_root(tmp_path)  # the services' CA: this test calls as user_api
     first = start_service("auth_service")
     start_service("auth_service")
     one, two = await wait_for_nodes(registry, "auth_service", 2)
     issued = await _call(
-        one.address, "MakeAccessToken", auth_pb2.MakeAccessTokenRequest(user_id=7, user_name="u")
+        root,
+        one.address,
+        "MakeAccessToken",
+        auth_pb2.MakeAccessTokenRequest(user_id=7, user_name="u"),
     )
     validate = auth_pb2.ValidateTokenRequest(token=issued.token)
-    assert (await _call(two.address, "ValidateToken", validate)).claims.user_id == 7
+    assert (await _call(root, two.address, "ValidateToken", validate)).claims.user_id == 7
 
-    await _call(one.address, "RevokeToken", auth_pb2.RevokeTokenRequest(token=issued.token))
+    await _call(root, one.address, "RevokeToken", auth_pb2.RevokeTokenRequest(token=issued.token))
     with pytest.raises(ServiceError) as caught:
-        await _call(one.address, "ValidateToken", validate)
+        await _call(root, one.address, "ValidateToken", validate)
     assert caught.value.reason == TOKEN_REVOKED
 
     # The other replica learns it from its watch: within 1 s (auth_service/revocations.py).
     async def refusal() -> str | None:
         try:
-            await _call(two.address, "ValidateToken", validate)
+            await _call(root, two.address, "ValidateToken", validate)
         except ServiceError as refused:
             return refused.reason
         return None
@@ -61,5 +67,5 @@ async def test_a_token_revoked_on_one_replica_is_refused_by_all_even_after_resta
     nodes = await wait_for_nodes(registry, "auth_service", 2)
     [restarted] = [node for node in nodes if node.id not in (one.id, two.id)]
     with pytest.raises(ServiceError) as caught:
-        await _call(restarted.address, "ValidateToken", validate)
+        await _call(root, restarted.address, "ValidateToken", validate)
     assert caught.value.reason == TOKEN_REVOKED

@@ -21,6 +21,7 @@ from shared.selector import Selector
 from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
+from tests.support.tls import operator_certificate, tls_root
 
 pytestmark = pytest.mark.integration
 
@@ -29,11 +30,14 @@ SEED = Path(__file__).resolve().parents[2] / "config_service" / "seed"
 
 
 @pytest.fixture
-async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIterator[Client]:
+async def client(
+    start_service: StartService, registry: EtcdRegistry, tmp_path: Path
+) -> AsyncIterator[Client]:
     start_service("config_service")
     await wait_for_nodes(registry, "config_service", 1)
     selector = Selector(registry)
-    client = Client(selector, Breakers())
+    # An operator: reads and writes any app's configuration (config_service runs mTLS).
+    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
     yield client
     await client.stop()
     await selector.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from shared.selector import Selector
 from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
 from tests.support.services import wait_for_nodes
+from tests.support.tls import operator_certificate, tls_root
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -43,11 +45,14 @@ def test_the_committed_schemas_are_current(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def client(start_service: StartService, registry: EtcdRegistry) -> AsyncIterator[Client]:
+async def client(
+    start_service: StartService, registry: EtcdRegistry, tmp_path: Path
+) -> AsyncIterator[Client]:
     start_service("config_service")
     await wait_for_nodes(registry, "config_service", 1)
     selector = Selector(registry)
-    client = Client(selector, Breakers())
+    # An operator: reads and writes any app's configuration (config_service runs mTLS).
+    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
     yield client
     await client.stop()
     await selector.stop()
@@ -97,14 +102,16 @@ async def test_a_valid_document_is_stored_whole(client: Client) -> None:
 
 @pytest.mark.integration
 async def test_micro_config_set_refuses_a_bad_value_and_get_shows_a_good_one(
-    client: Client, etcd: EtcdServer
+    client: Client, etcd: EtcdServer, tmp_path: Path
 ) -> None:
     micro = [sys.executable, "-m", "shared.cli", "config"]
     where = ["--etcd", etcd.endpoint]
+    # The CLI is an operator with a certificate from the services' development CA.
+    env = {**os.environ, "TLS_DEV_ROOT": str(tls_root(tmp_path))}
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*micro, *args, *where], input=stdin, capture_output=True, text=True, cwd=ROOT
+            [*micro, *args, *where], input=stdin, capture_output=True, text=True, cwd=ROOT, env=env
         )
 
     refused = await asyncio.to_thread(run, "set", "user_api", "-", stdin='{"request_budget_s": -1}')

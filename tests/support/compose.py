@@ -455,6 +455,10 @@ class LocalCompose:
                 )
                 for index in range(self.scale.get(name, 1))
             ]
+            for replica in self.replicas[name]:
+                if "BROKER_SPOOL_PATH" in replica.env:  # a volume in compose: here, a folder
+                    spool = self.log_dir / f"spool-{name}-{replica.index + 1}.sqlite3"
+                    replica.env["BROKER_SPOOL_PATH"] = str(spool)
 
     def all_replicas(self) -> Iterator[Replica]:
         for replicas in self.replicas.values():

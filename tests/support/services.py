@@ -72,7 +72,12 @@ async def wait_for_nodes(
 
 
 def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment of a service process in the tests: mTLS on, as under `make run`,
+    with the development CA under TLS_DEV_ROOT (give each test its own: `start_service`
+    does; the default is relative to the process's working directory, as `make run`'s)."""
     return {
+        "MTLS": "true",
+        "TLS_DEV_ROOT": ".run/tls",
         "ETCD_ENDPOINT": etcd_endpoint,
         "ENVIRONMENT": "test",
         "GRPC_PORT": "0",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,3 +109,22 @@ async def test_an_older_login_arriving_late_keeps_the_newer_last_login(logic: Us
     await logic.record_login("event-old", 10001, datetime(2025, 1, 1, tzinfo=UTC), "", "")
 
     assert (await logic.get_user(10001)).last_login_at == newer
+
+
+async def test_concurrent_creates_without_an_id_get_distinct_ids_from_the_database(
+    logic: UserLogic,
+) -> None:
+    created = await asyncio.gather(
+        *(logic.create_user(None, f"racer{n}", "s3cret!") for n in range(20))
+    )
+
+    assert len({user.id for user in created}) == 20
+    assert min(user.id for user in created) == 10002
+
+
+async def test_an_id_given_by_the_caller_is_never_handed_out_again(logic: UserLogic) -> None:
+    await logic.create_user(10005, "chosen", "s3cret!")
+
+    allocated = [await logic.create_user(None, f"next{n}", "s3cret!") for n in range(2)]
+
+    assert [user.id for user in allocated] == [10006, 10007]

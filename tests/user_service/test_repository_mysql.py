@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pymysql
 import pytest
 from argon2 import PasswordHasher
@@ -41,3 +43,25 @@ async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
     assert row is not None
     (stored,) = row
     assert stored.startswith("$argon2id$")
+
+
+async def test_concurrent_creates_without_an_id_get_distinct_ids_on_mariadb(
+    mariadb_database: str,
+) -> None:
+    engine = db.create_engine(mariadb_database, pool_size=20)
+    try:
+        await ensure_schema(engine)
+        fast = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), fast)
+
+        created = await asyncio.gather(
+            *(logic.create_user(None, f"racer{n}", "s3cret!") for n in range(20))
+        )
+        chosen = await logic.create_user(20000, "chosen", "s3cret!")
+        after = await logic.create_user(None, "after", "s3cret!")
+    finally:
+        await engine.dispose()
+
+    assert len({user.id for user in created}) == 20
+    assert all(user.id > 10001 for user in created)
+    assert (chosen.id, after.id) == (20000, 20001)

@@ -152,7 +152,7 @@ def test_all_names_exist() -> None:
 
 def test_events_declare_their_subject_and_stream_in_their_contract() -> None:
     assert event_spec(UserLoggedIn) == EventSpec("user.logged_in", "USER")
-    assert event_spec(UserLoginFailed) == EventSpec("user.login_failed", "USER")
+    assert event_spec(UserLoginFailed) == EventSpec("audit.user_login_failed", "AUDIT")
     assert event_spec(TokenRevoked) == EventSpec("auth.token_revoked", "AUTH")
     streams = known_streams(BrokerSettings(streams={"CACHE": ("cache.>",)}))
     assert streams["USER"] == ("user.>",)  # derived: `<first token>.>`
@@ -178,3 +178,11 @@ def test_streams_never_fight_over_their_subjects() -> None:
     with pytest.raises(ValueError, match="upper case"):
         declare_stream("user.stream", "user.x")
     assert known_streams(BrokerSettings())["USER"] == ("user.>",)
+
+
+def test_a_refused_stream_declaration_leaves_no_stream_behind() -> None:
+    event_spec(UserLoggedIn)
+    with pytest.raises(ValueError, match="belongs to stream USER"):
+        declare_stream("PEOPLE2", "user.renamed")
+
+    assert "PEOPLE2" not in known_streams(BrokerSettings())

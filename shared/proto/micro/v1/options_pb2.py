@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import descriptor_pb2 as google_dot_protobuf_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/micro/v1/options.proto\x12\x08micro.v1\x1a google/protobuf/descriptor.proto\"/\n\x0c\x45ventOptions\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t:H\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x16.micro.v1.EventOptionsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#shared/proto/micro/v1/options.proto\x12\x08micro.v1\x1a google/protobuf/descriptor.proto\"U\n\x0c\x45ventOptions\x12\x0f\n\x07subject\x18\x01 \x01(\t\x12\x0e\n\x06stream\x18\x02 \x01(\t\x12\x11\n\tmax_age_s\x18\x03 \x01(\r\x12\x11\n\tmax_bytes\x18\x04 \x01(\x04:H\n\x05\x65vent\x12\x1f.google.protobuf.MessageOptions\x18\x96\x8c\x03 \x01(\x0b\x32\x16.micro.v1.EventOptionsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'shared.proto.micro.v1.optio
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_EVENTOPTIONS']._serialized_start=83
-  _globals['_EVENTOPTIONS']._serialized_end=130
+  _globals['_EVENTOPTIONS']._serialized_end=168
 # @@protoc_insertion_point(module_scope)

@@ -33,25 +33,37 @@ class EventOptions(_message.Message):
     The stream holds `<first token of the subject>.>`: every event of a stream shares
     that first token, and a first token belongs to one stream, so services that declare
     events of one stream all create it with the same subjects (checked when read).
+
+    A stream is bounded: it keeps an event `max_age_s` and at most `max_bytes` (the oldest
+    go first when it is full). 0 takes the broker's default (BrokerSettings.stream_max_age_s,
+    7 days, and stream_max_bytes); events of one stream that set a limit must agree on it.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     SUBJECT_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    MAX_AGE_S_FIELD_NUMBER: _builtins.int
+    MAX_BYTES_FIELD_NUMBER: _builtins.int
     subject: _builtins.str
     """literal, at least two tokens: `<domain>.<what happened>`"""
     stream: _builtins.str
     """the JetStream stream, e.g. ORDER"""
+    max_age_s: _builtins.int
+    """how long the stream keeps an event, in seconds"""
+    max_bytes: _builtins.int
+    """the stream's size"""
     def __init__(
         self,
         *,
         subject: _builtins.str = ...,
         stream: _builtins.str = ...,
+        max_age_s: _builtins.int = ...,
+        max_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["stream", b"stream", "subject", b"subject"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_age_s", b"max_age_s", "max_bytes", b"max_bytes", "stream", b"stream", "subject", b"subject"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shared.proto.micro.v1 import options_pb2 as shared_dot_proto_dot_micro_dot_v1_dot_options__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&shared/proto/user/v1/user_events.proto\x12\x07user.v1\x1a#shared/proto/micro/v1/options.proto\"\xa4\x01\n\x0cUserLoggedIn\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x11\n\tuser_name\x18\x03 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t:\x1a\xb2\xe1\x18\x16\n\x0euser.logged_in\x12\x04USER\"\x95\x01\n\x0fUserLoginFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tuser_name\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t:\x1d\xb2\xe1\x18\x19\n\x11user.login_failed\x12\x04USERb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&shared/proto/user/v1/user_events.proto\x12\x07user.v1\x1a#shared/proto/micro/v1/options.proto\"\xa4\x01\n\x0cUserLoggedIn\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x11\n\tuser_name\x18\x03 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t\x12\x12\n\nuser_agent\x18\x06 \x01(\t:\x1a\xb2\xe1\x18\x16\n\x0euser.logged_in\x12\x04USER\"\xa5\x01\n\x0fUserLoginFailed\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x11\n\tuser_name\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03\x12\x16\n\x0e\x63lient_address\x18\x05 \x01(\t:-\xb2\xe1\x18)\n\x17\x61udit.user_login_failed\x12\x05\x41UDIT\x18\x80\xa3\x05 \x80\x80\x80 \"u\n\x0bUserCreated\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\x03\x12\x11\n\tuser_name\x18\x03 \x01(\t\x12\x16\n\x0eoccurred_at_ms\x18\x04 \x01(\x03:\x18\xb2\xe1\x18\x14\n\x0cuser.created\x12\x04USERb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,9 +35,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERLOGGEDIN']._loaded_options = None
   _globals['_USERLOGGEDIN']._serialized_options = b'\262\341\030\026\n\016user.logged_in\022\004USER'
   _globals['_USERLOGINFAILED']._loaded_options = None
-  _globals['_USERLOGINFAILED']._serialized_options = b'\262\341\030\031\n\021user.login_failed\022\004USER'
+  _globals['_USERLOGINFAILED']._serialized_options = b'\262\341\030)\n\027audit.user_login_failed\022\005AUDIT\030\200\243\005 \200\200\200 '
+  _globals['_USERCREATED']._loaded_options = None
+  _globals['_USERCREATED']._serialized_options = b'\262\341\030\024\n\014user.created\022\004USER'
   _globals['_USERLOGGEDIN']._serialized_start=89
   _globals['_USERLOGGEDIN']._serialized_end=253
   _globals['_USERLOGINFAILED']._serialized_start=256
-  _globals['_USERLOGINFAILED']._serialized_end=405
+  _globals['_USERLOGINFAILED']._serialized_end=421
+  _globals['_USERCREATED']._serialized_start=423
+  _globals['_USERCREATED']._serialized_end=540
 # @@protoc_insertion_point(module_scope)

@@ -57,7 +57,12 @@ Global___UserLoggedIn: _TypeAlias = UserLoggedIn  # noqa: Y015
 
 @_typing.final
 class UserLoginFailed(_message.Message):
-    """Says nothing of whether the user exists."""
+    """Says nothing of whether the user exists. Nothing consumes it: it is an audit trail for
+    operators (`nats stream view AUDIT`), and a flood of failed logins is an attacker's to
+    make. So it has a stream of its own, kept a day and at most 64 MiB, where it can neither
+    push `user.logged_in` events out of USER nor fill the server. Throttling keeps its own
+    counts (user_api/throttling.py), not these.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -88,3 +93,36 @@ class UserLoginFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___UserLoginFailed: _TypeAlias = UserLoginFailed  # noqa: Y015
+
+@_typing.final
+class UserCreated(_message.Message):
+    """Published by user_service through its transactional outbox: written in the
+    transaction that inserts the user, so a user exists if and only if this event does.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    USER_ID_FIELD_NUMBER: _builtins.int
+    USER_NAME_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_MS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    user_id: _builtins.int
+    user_name: _builtins.str
+    occurred_at_ms: _builtins.int
+    """unix milliseconds"""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        user_id: _builtins.int = ...,
+        user_name: _builtins.str = ...,
+        occurred_at_ms: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "occurred_at_ms", b"occurred_at_ms", "user_id", b"user_id", "user_name", b"user_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UserCreated: _TypeAlias = UserCreated  # noqa: Y015
