@@ -25,7 +25,7 @@ from shared.client import Client
 from shared.config import ConfigWatcher, ServiceSettings, fetch_config, load_settings
 from shared.registry import EtcdRegistry, Registry
 from shared.selector import Selector
-from shared.server import GrpcServer
+from shared.server import Admission, GrpcServer
 from shared.tracing import (
     Tracing,
     consumer_span,
@@ -109,6 +109,14 @@ class Runtime(Generic[S]):
     def grpc_server(self, **options: Any) -> GrpcServer:
         """A server for this service, bound and advertised as the settings say, traced."""
         options.setdefault("tracing", self.tracing)
+        settings = self.settings
+        options.setdefault("max_message_bytes", settings.grpc_max_message_bytes)
+        options.setdefault("max_concurrent_rpcs", settings.grpc_max_concurrent_rpcs)
+        options.setdefault("default_deadline_s", settings.grpc_default_deadline_s)
+        options.setdefault(
+            "default_admission",
+            Admission(limit=settings.grpc_method_concurrency, queue=settings.grpc_method_queue),
+        )
         if self.settings.dependencies:
             options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(

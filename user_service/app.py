@@ -10,12 +10,15 @@ from shared.broker.events import subject_of
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.retry import until_done
-from shared.server import GrpcServer
+from shared.server import GrpcServer, per_core
 from shared.tracing import instrument_sqlalchemy
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
+
+# The methods that hash or verify a password.
+CPU_BOUND = ("VerifyCredentials", "CreateUser")
 
 
 def add_to(server: GrpcServer, logic: UserLogic) -> None:
@@ -41,5 +44,8 @@ async def run(settings: UserServiceSettings) -> None:
         )
         logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
-        add_to(app.grpc_server(), logic)
+        # Argon2 is CPU-bound (in worker threads): one running per core, a short queue,
+        # the rest shed at once rather than timing out behind each other.
+        cpu_bound = per_core(calls=1, queue=2)
+        add_to(app.grpc_server(admissions=dict.fromkeys(CPU_BOUND, cpu_bound)), logic)
         await app.run()

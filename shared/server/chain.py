@@ -4,8 +4,9 @@ A unary call runs, outermost first:
 
     tracing     one SERVER span, parented on the caller's traceparent
     metrics     grpc_server_handled_total / grpc_server_handling_seconds
-    (identity and policy, then load shedding: their place, once the kit has them)
-    deadline    the caller's gRPC deadline becomes the handler's budget
+    (identity and policy: their place, once the kit has them)
+    shedding    admits only what can start within the caller's deadline (OVERLOADED)
+    deadline    the caller's gRPC deadline (or the default) becomes the handler's budget
     errors      a ServiceError becomes its status and reason; anything else INTERNAL
     (yours)     links given to `GrpcServer(middleware=...)`, in that order
     handler     the servicer's method
@@ -18,15 +19,19 @@ once per method and keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from shared.middleware import chain
+from shared.middleware import chain, passthrough
 from shared.server import links
 from shared.server.links import Handler, ServerMiddleware
+from shared.server.shedding import Admission, shedding
 from shared.tracing import Tracing, server_tracing
+
+# How long a queued call without a deadline (and no default) may wait for a slot.
+_NO_DEADLINE_S = 30.0
 
 if TYPE_CHECKING:
     MethodHandler = grpc.RpcMethodHandler[Any, Any]
@@ -34,14 +39,29 @@ if TYPE_CHECKING:
 
 
 def compose(
-    method: str, handler: Handler, *, tracing: Tracing, middleware: Sequence[ServerMiddleware] = ()
+    method: str,
+    handler: Handler,
+    *,
+    tracing: Tracing,
+    middleware: Sequence[ServerMiddleware] = (),
+    admission: Admission | None = None,
+    default_deadline_s: float | None = None,
 ) -> Handler:
-    """The handler a unary call of `method` (`/package.Service/Method`) runs."""
+    """The handler a unary call of `method` (`/package.Service/Method`) runs.
+
+    `admission` bounds the calls running and waiting (none: no shedding); a call without
+    a deadline gets `default_deadline_s` (none: no budget)."""
+    shed = (
+        passthrough
+        if admission is None
+        else shedding(method, admission, default_deadline_s or _NO_DEADLINE_S)
+    )
     return chain(
         [
             server_tracing(tracing, method),
             links.metrics(method),
-            links.deadline,
+            shed,
+            links.default_deadline(default_deadline_s),
             links.errors,
             *middleware,
         ],
@@ -49,12 +69,30 @@ def compose(
     )
 
 
+def admission_of(
+    method: str, admissions: Mapping[str, Admission], default: Admission | None
+) -> Admission | None:
+    """The admission declared for `method` by its path ("/pkg.Service/Method") or its name."""
+    return admissions.get(method) or admissions.get(method.rpartition("/")[2]) or default
+
+
 class ChainInterceptor(grpc.aio.ServerInterceptor):
     """Runs the chain around every method of the server it is given to."""
 
-    def __init__(self, tracing: Tracing, middleware: Sequence[ServerMiddleware] = ()) -> None:
+    def __init__(
+        self,
+        tracing: Tracing,
+        middleware: Sequence[ServerMiddleware] = (),
+        *,
+        admissions: Mapping[str, Admission] | None = None,
+        default_admission: Admission | None = None,
+        default_deadline_s: float | None = None,
+    ) -> None:
         self._tracing = tracing
         self._middleware = list(middleware)
+        self._admissions = dict(admissions or {})
+        self._default_admission = default_admission
+        self._default_deadline_s = default_deadline_s
         self._wrapped: dict[str, tuple[MethodHandler, MethodHandler]] = {}
 
     async def intercept_service(
@@ -76,7 +114,12 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
     def _wrap(self, method: str, handler: Any) -> Any:
         if handler.unary_unary is not None:
             composed = compose(
-                method, handler.unary_unary, tracing=self._tracing, middleware=self._middleware
+                method,
+                handler.unary_unary,
+                tracing=self._tracing,
+                middleware=self._middleware,
+                admission=admission_of(method, self._admissions, self._default_admission),
+                default_deadline_s=self._default_deadline_s,
             )
             return handler._replace(unary_unary=composed)
         trace = server_tracing(self._tracing, method)
