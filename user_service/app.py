@@ -44,8 +44,8 @@ async def run(settings: UserServiceSettings) -> None:
         )
         logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
-        # Argon2 is CPU-bound (in worker threads): one running per core, a short queue,
+        # Argon2 is CPU-bound (in worker threads): one running per core, a queue per client,
         # the rest shed at once rather than timing out behind each other.
-        cpu_bound = per_core(calls=1, queue=2)
+        cpu_bound = per_core(calls=1, queue=8)
         add_to(app.grpc_server(admissions=dict.fromkeys(CPU_BOUND, cpu_bound)), logic)
         await app.run()

@@ -3,7 +3,7 @@
 Each method has a gate. At most `limit` calls run at once (for a CPU-bound method, about
 one per core: more only queue inside the thread pool, out of sight); the rest wait in a
 bounded queue, each only as long as its caller's deadline leaves time to do the work
-(the remaining time less the method's recent service time). A call that cannot start in
+(the remaining time less twice the method's recent service time). A call that cannot start in
 time is answered at once with OVERLOADED (RESOURCE_EXHAUSTED): the caller's breaker counts
 it as neither a success nor a failure, and a retryable call may go to another node.
 Without this, the work queues behind the caller's timeout, every caller times out, and
@@ -142,7 +142,8 @@ def shedding(method: str, admission: Admission, default_deadline_s: float) -> Se
                 remaining = context.time_remaining()
                 if remaining is None:
                     remaining = default_deadline_s
-                patience = remaining - gate.service_s - _SLACK_S
+                # Room for the work twice over: a busy host runs it slower than it did.
+                patience = remaining - 2 * gate.service_s - _SLACK_S
                 if not await gate.wait(_fairness_key(context), patience):
                     overloaded = ServiceError(
                         Reason.OVERLOADED,
