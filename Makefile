@@ -63,6 +63,8 @@ schemas: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_client.py
 	$(BIN)/python bench/bench_tracing.py
+	$(BIN)/python bench/bench_server_interceptors.py
+	$(BIN)/python bench/bench_hot_path.py
 
 # A new service from the template: `make new-service NAME=order [HTTP=1]`.
 new-service: $(STAMP)

@@ -6,7 +6,7 @@ import asyncio
 
 from auth_service.handlers import AuthHandlers
 from auth_service.logic import TokenLogic
-from auth_service.repository import EtcdRevocationStore
+from auth_service.revocations import WatchedRevocations
 from auth_service.settings import AuthServiceSettings
 from shared.app import App
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
@@ -27,11 +27,17 @@ async def run(settings: AuthServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
         etcd = await app.enter(etcd_client(settings.etcd_endpoint))
+        # A part: its watch is current before the server starts, and stops after it drains.
+        revoked = app.add(
+            WatchedRevocations(
+                etcd, settings.revocation_prefix, staleness_s=settings.revocation_staleness_s
+            )
+        )
         logic = TokenLogic(
             await asyncio.to_thread(settings.signing_key),
             settings.jwt_issuer,
             settings.token_ttl_s,
-            EtcdRevocationStore(etcd, settings.revocation_prefix),
+            revoked,
             app.runtime.broker,
         )
         add_to(app.grpc_server(), logic)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 import jwt
 
+from auth_service.decoded import DecodedTokens
 from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
@@ -62,6 +63,7 @@ class TokenLogic:
         self._ttl_s = ttl_s
         self._revoked = revoked
         self._events = events
+        self._decoded = DecodedTokens(clock=self._clock)
 
     def make_token(self, user_id: int, user_name: str) -> IssuedToken:
         if user_id <= 0 or not user_name:
@@ -79,7 +81,10 @@ class TokenLogic:
         return IssuedToken(jwt.encode(payload, self._secret, algorithm=_ALGORITHM), claims)
 
     async def validate(self, token: str) -> Claims:
-        claims = self._decode(token)
+        claims = self._decoded.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            self._decoded.put(token, claims)
         if await self._revoked.is_revoked(claims.token_id):
             raise ServiceError(TOKEN_REVOKED, "token revoked")
         return claims

@@ -36,27 +36,30 @@ class EtcdRevocationStore:
         self._prefix = prefix
         self._timeout_s = timeout_s
         self._clock = clock
+        self._leases: dict[int, aetcd.Lease] = {}  # by the minute its tokens expire in
         self._granting = asyncio.Lock()
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
         try:
             async with asyncio.timeout(self._timeout_s):
                 try:
-                    return await self._put_once(token_id, await self._lease(expires_at))
+                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
                 except aetcd.ClientError as error:
                     if "lease not found" not in str(error):
                         raise
                     # etcd lost the lease (restored, or it ended early): grant a new one.
                     self._leases.clear()
-                    return await self._put_once(token_id, await self._lease(expires_at))
+                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
         except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
-    async def _put_once(self, token_id: str, lease: aetcd.Lease) -> bool:
+    async def _put_once(self, token_id: str, expires_at: int, lease: aetcd.Lease) -> bool:
         key = self._key(token_id)
+        # The value is the expiry: replicas holding the set in memory drop it then.
+        value = str(int(expires_at)).encode()
         created, _ = await self._client.transaction(
             compare=[self._client.transactions.create(key) == 0],
-            success=[self._client.transactions.put(key, b"1", lease=lease)],
+            success=[self._client.transactions.put(key, value, lease=lease)],
             failure=[],
         )
         return bool(created)

@@ -18,6 +18,10 @@ class AuthServiceSettings(ServiceSettings):
     jwt_issuer: str = "pymicro-kit"
     token_ttl_s: int = 3600
     revocation_prefix: str = "/micro/auth/revoked/"
+    # How old the in-memory revocation set may be (since last proved current against etcd)
+    # and still be trusted; past it validation asks etcd, and fails closed without it.
+    # It bounds how long a revocation made on another replica can go unseen.
+    revocation_staleness_s: float = 1.0
 
     @field_validator("jwt_secret", mode="before")
     @classmethod

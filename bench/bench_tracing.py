@@ -104,6 +104,7 @@ def serve_grpc(variant: str, grpc_port: int) -> None:
                 set_global=variant.startswith("stock"),
             )
         if variant.startswith(("kit", "disabled")):
+            assert tracing is not None
             interceptors.append(TracingServerInterceptor(tracing))
         if variant.startswith("stock"):
             from opentelemetry.instrumentation.grpc import aio_server_interceptor

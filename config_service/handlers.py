@@ -42,7 +42,7 @@ class ConfigHandlers(config_pb2_grpc.ConfigServiceServicer):
     ) -> config_pb2.ConfigSnapshot:
         return _to_proto(await self._logic.set(request.app, request.json))
 
-    async def WatchConfig(  # type: ignore[override]
+    async def WatchConfig(
         self, request: config_pb2.WatchConfigRequest, context: Context
     ) -> AsyncIterator[config_pb2.ConfigSnapshot]:
         _check_reader(context, request.app)

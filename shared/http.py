@@ -39,8 +39,16 @@ class HttpServer:
     """Serves an ASGI app: `start` returns once it listens, `stop` lets requests finish."""
 
     def __init__(self, app: Any, *, host: str, port: int) -> None:
+        # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request);
+        # the loop is whichever the entrypoint runs (uvloop, see shared/entrypoint.py).
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off"
+            app,
+            host=host,
+            port=port,
+            http="httptools",
+            log_config=None,
+            access_log=False,
+            lifespan="off",
         )
         self._server = _Uvicorn(config)
         self._task: asyncio.Task[None] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypedDict
 
 import pymysql
 import pytest
@@ -21,7 +22,17 @@ __all__ = ["nats_server", "otlp_receiver"]  # fixtures for every test module
 # The kit's test kit (`in_process`); also a pytest11 entry point once the package is installed.
 pytest_plugins = ["shared.testing.plugin"]
 
-MARIADB = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+class MariaDBServer(TypedDict):
+    """pymysql.connect's arguments for the MariaDB the tests use."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+
+
+MARIADB: MariaDBServer = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
 
 
 @pytest.hookimpl(tryfirst=True)

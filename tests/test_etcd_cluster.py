@@ -48,7 +48,7 @@ def cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
 async def registry(cluster: EtcdCluster) -> AsyncIterator[EtcdRegistry]:
     registry = EtcdRegistry(cluster.endpoints, ttl_s=3)
     yield registry
-    await registry.close()
+    await registry.stop()
 
 
 @pytest.fixture
@@ -197,10 +197,10 @@ async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_cha
         probe_watch.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await probe_watch
-        await probe.close()
-        await watcher.close()
-        await client.close()
-        await selector.close()
+        await probe.stop()
+        await watcher.stop()
+        await client.stop()
+        await selector.stop()
 
     print(f"\nleader stopped: {load.ok} requests OK, {len(load.failures)} failed; "
           f"every lease kept alive again {kept_alive_s:.2f} s after the stop")  # fmt: skip
@@ -224,7 +224,7 @@ async def test_without_quorum_logins_go_on_token_checks_fail_closed_and_all_reco
                 probe.register(ServiceNode("probe", "probe-1", "127.0.0.1:1")), 5
             )
     finally:
-        await probe.close()
+        await probe.stop()
     for _ in range(5):  # logins need no etcd: user_api picks user_service from its cache
         assert (await login(system.http)).status_code == 200
     refused = await me(system.http, token)  # a revocation that cannot be checked: refused

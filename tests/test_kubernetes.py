@@ -50,6 +50,7 @@ from tests.support.kubernetes import (
     workloads,
 )
 from user_api.handlers import router
+from user_api.settings import UserApiSettings
 
 # One version for the schemas: the oldest the manifests are meant for (native gRPC probes
 # are GA from 1.27, PodDisruptionBudget policy/v1 from 1.21, HPA autoscaling/v2 from 1.23).
@@ -314,6 +315,7 @@ def test_production_sizes_every_container_and_turns_debug_off(
     assert hpa["spec"]["minReplicas"] >= 3
     env = environment(main_container(deployments["user_api"]), docs)
     settings = settings_in_pod("user_api", env, monkeypatch)
+    assert isinstance(settings, UserApiSettings)
     assert settings.environment == "production"
     assert settings.debug_endpoints is False  # no GET /debug/breakers
 

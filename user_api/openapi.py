@@ -48,7 +48,7 @@ def _error(description: str) -> dict[str, Any]:
     return {"model": ErrorOut, "description": description}
 
 
-UNAVAILABLE = {
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: _error("a service behind the API is unavailable (Retry-After)"),
     504: _error("the request's time budget ran out"),
 }
@@ -64,7 +64,7 @@ TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: _error("missing, invalid, expired or revoked token"),
     **UNAVAILABLE,
 }
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 _LOGIN_SCHEMA = {"$ref": "#/components/schemas/LoginFields"}
 LOGIN_BODY: dict[str, Any] = {

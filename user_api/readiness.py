@@ -16,7 +16,10 @@ async def reachable(client: Client, service: str) -> bool:
     for node in client.selector.nodes(service):
         stub = health_pb2_grpc.HealthStub(client.node_channel(node.address))
         try:
-            reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=_CHECK_TIMEOUT_S)
+            # types-grpcio-health-checking declares HealthStub without its methods.
+            reply: health_pb2.HealthCheckResponse = await stub.Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(), timeout=_CHECK_TIMEOUT_S
+            )
         except grpc.aio.AioRpcError:
             continue
         if reply.status == health_pb2.HealthCheckResponse.SERVING:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from argon2 import PasswordHasher
 
 from shared import db
@@ -11,7 +13,9 @@ from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.retry import until_done
 from shared.server import GrpcServer, per_core
+from shared.sqlite_reads import SqliteReads
 from shared.tracing import instrument_sqlalchemy
+from user_service.cache import UserCache
 from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import SqlUserRepository, ensure_schema
@@ -30,6 +34,13 @@ def add_to(server: GrpcServer, logic: UserLogic) -> None:
     )
 
 
+def _closing(reads: SqliteReads) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        reads.close()
+
+    return close
+
+
 async def run(settings: UserServiceSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
@@ -42,7 +53,13 @@ async def run(settings: UserServiceSettings) -> None:
             memory_cost=settings.argon2_memory_kib,
             parallelism=settings.argon2_parallelism,
         )
-        logic = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
+        # SQLite: point reads straight on the loop (microseconds), writes through SQLAlchemy.
+        reads = SqliteReads.for_url(settings.database_url)
+        if reads is not None:
+            app.on_stop(_closing(reads))
+        cache = UserCache(ttl_s=settings.user_cache_ttl_s)
+        users = SqlUserRepository(db.session_factory(engine), reads, cache)
+        logic = UserLogic(users, hasher)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Argon2 is CPU-bound (in worker threads): one running per core, a queue per client,
         # the rest shed at once rather than timing out behind each other.

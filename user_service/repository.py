@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -24,6 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.sqlite_reads import SqliteReads
+from user_service.cache import UserCache
 from user_service.logic import DuplicateUserError, StoredUser
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
@@ -85,18 +88,53 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _from_columns(row: tuple[Any, ...]) -> StoredUser:
+    user_id, name, password_hash, created, last_login = row
+    return StoredUser(
+        id=user_id,
+        name=name,
+        password_hash=password_hash,
+        created_at=_aware(datetime.fromisoformat(created)),
+        last_login_at=_aware(datetime.fromisoformat(last_login)) if last_login else None,
+    )
+
+
+_COLUMNS = 'SELECT user_id, user_name, pwd, created_time, last_login_time FROM "user" WHERE '
+
+
 class SqlUserRepository:
     """`UserRepository` (see logic.py) on SQLAlchemy asyncio: MariaDB or SQLite."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        reads: SqliteReads | None = None,
+        cache: UserCache | None = None,
+    ) -> None:
         self._sessions = sessions
+        self._cache = cache or UserCache(ttl_s=0)
+        # On SQLite, GetUser's point read skips aiosqlite's thread (shared/sqlite_reads.py).
+        self._reads = reads
 
     async def by_name(self, name: str) -> StoredUser | None:
+        # Through SQLAlchemy (and its SQL span): a login costs an Argon2 hash, 50 ms, so the
+        # thread hop is noise here; only GetUser's point read takes the direct path.
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
             return _stored(row) if row else None
 
     async def by_id(self, user_id: int) -> StoredUser | None:
+        if (cached := self._cache.get(user_id)) is not None:
+            return cached
+        found = await self._by_id(user_id)
+        if found is not None:
+            self._cache.put(found)
+        return found
+
+    async def _by_id(self, user_id: int) -> StoredUser | None:
+        if self._reads is not None:
+            columns = self._reads.one(_COLUMNS + "user_id = ?", (user_id,))
+            return _from_columns(columns) if columns else None
         async with self._sessions() as session:
             row = await session.scalar(select(UserRow).where(UserRow.user_id == user_id))
             return _stored(row) if row else None
@@ -113,6 +151,7 @@ class SqlUserRepository:
             except IntegrityError as error:
                 raise DuplicateUserError(name) from error
             await session.refresh(row)
+            self._cache.forget(row.user_id)
             return _stored(row)
 
     async def record_login(
@@ -134,11 +173,13 @@ class SqlUserRepository:
             .where(or_(UserRow.last_login_time.is_(None), UserRow.last_login_time < moment))
             .values(last_login_time=moment)
         )
+        self._cache.forget(user_id)
         async with self._sessions() as session:
             try:
                 session.add(row)
                 await session.execute(last_login)
                 await session.commit()
+                self._cache.forget(user_id)
             except IntegrityError:  # the event's unique id: it was applied before
                 await session.rollback()
                 return False

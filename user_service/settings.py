@@ -9,6 +9,9 @@ class UserServiceSettings(ServiceSettings):
     # mysql+aiomysql://user:pwd@host/db (or mysql+pymysql://…) for MySQL/MariaDB.
     database_url: str = "sqlite+aiosqlite:///.run/users.db"
     database_pool_size: int = 10
+    # How long GetUser may answer from memory (seconds; 0: always read the database).
+    # Bounds how stale a user changed by another replica can be (see user_service/cache.py).
+    user_cache_ttl_s: float = 1.0
     # Argon2id cost (OWASP's minimum): memory in KiB, iterations, lanes.
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2

@@ -17,6 +17,7 @@ __all__ = ["InvalidNameError", "check_name"]
 _SNAKE = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)*$")
 _MAX_LENGTH = 30  # the longest names still fit the generated code in 100 columns
 # Folders of the kit that are not services, whether or not they exist yet.
+_DEAD_LETTERS = "dlq"  # the broker's dead-letter stream holds dlq.>
 _RESERVED = frozenset({"shared", "tests", "template", "bench", "scripts", "sql", "docs", "build"})
 
 
@@ -39,6 +40,9 @@ def check_name(name: str, root: Path) -> str:
         raise InvalidNameError(f"{name!r} is a Python keyword: it cannot name a package")
     if name in _RESERVED:
         raise InvalidNameError(f"{name!r} is a folder of the kit, not a service name")
+    if base.startswith(_DEAD_LETTERS):
+        # The template's event is `<base>.created`: under dlq.> it would be refused.
+        raise InvalidNameError(f"{name!r}: subjects under {_DEAD_LETTERS}.> are dead letters")
     for taken in (root / name, root / "shared" / "proto" / name, root / "tests" / name):
         if taken.exists():
             where = taken.relative_to(root)

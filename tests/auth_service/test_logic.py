@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import jwt
 import pytest
 
@@ -56,6 +59,18 @@ async def test_a_token_expires_when_its_ttl_has_passed_on_the_clock() -> None:
         await logic.validate(issued.token)
 
     assert still_valid.issued_at == 1_900_000_000
+    assert caught.value.reason == TOKEN_EXPIRED
+
+
+async def test_a_token_validated_before_is_refused_as_expired_once_it_expires() -> None:
+    logic = tokens(ttl_s=1)
+    issued = logic.make_token(10001, "micro")
+    assert (await logic.validate(issued.token)).user_id == 10001  # now known to be valid
+    await asyncio.sleep(issued.claims.expires_at - time.time() + 0.05)  # expiry: no event
+
+    with pytest.raises(ServiceError) as caught:
+        await logic.validate(issued.token)
+
     assert caught.value.reason == TOKEN_EXPIRED
 
 

@@ -8,11 +8,12 @@ import grpc
 import httpx
 import pytest
 from fastapi import FastAPI
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 from shared.app import App
 from shared.config import ServiceSettings
 from shared.registry import MemoryRegistry, ServiceNode
+from tests.support.health import check
 
 pytestmark = pytest.mark.integration  # real gRPC and HTTP servers on local ports
 
@@ -53,8 +54,7 @@ class JournaledRegistry(MemoryRegistry):
 
 async def health(address: str) -> int:
     async with grpc.aio.insecure_channel(address) as channel:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
-        return reply.status
+        return (await check(channel)).status
 
 
 async def test_parts_start_in_order_register_once_and_stop_in_reverse() -> None:
@@ -63,8 +63,11 @@ async def test_parts_start_in_order_register_once_and_stop_in_reverse() -> None:
     stop = asyncio.Event()
     seen: dict[str, object] = {}
 
+    async def close_resource() -> None:
+        journal.append("close resource")
+
     async with App.open(settings(), registry=registry) as app:
-        app.on_stop(lambda: asyncio.sleep(0, journal.append("close resource")))
+        app.on_stop(close_resource)
         app.add(Recorded("first", journal))
         server = app.grpc_server(drain_s=0)
         app.add(Recorded("last", journal))

@@ -38,7 +38,7 @@ def test_every_reason_maps_to_a_json_error_that_is_never_a_500(reason: Reason) -
     response = error_response(ServiceError(reason, "what happened"))
 
     assert response.status_code != 500
-    assert json.loads(response.body) == {
+    assert json.loads(bytes(response.body)) == {
         "error": {"reason": reason.value, "message": "what happened"}
     }
 
@@ -72,7 +72,7 @@ def test_a_declared_reason_keeps_its_name_code_and_status_everywhere() -> None:
     )
     assert error.is_business
     assert error.trailing_metadata() == ((REASON_METADATA_KEY, "TEAPOT_EMPTY"),)
-    assert json.loads(error_response(error).body)["error"]["reason"] == "TEAPOT_EMPTY"
+    assert json.loads(bytes(error_response(error).body))["error"]["reason"] == "TEAPOT_EMPTY"
 
 
 def test_declaring_a_reason_twice_differently_or_over_the_kit_s_is_refused() -> None:

@@ -41,10 +41,24 @@ class Users(user_pb2_grpc.UserServiceServicer):
         user = self.users[request.id] = user_pb2.User(id=request.id, name=request.name)
         return user_pb2.CreateUserResponse(user=user)
 
+    async def VerifyCredentials(
+        self, request: user_pb2.VerifyCredentialsRequest, context: Context
+    ) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in these tests")
+
 
 class Config(config_pb2_grpc.ConfigServiceServicer):
     async def GetConfig(self, request: config_pb2.GetConfigRequest, context: Context) -> Any:
         return config_pb2.ConfigSnapshot(app=request.app, json="{}")
+
+    async def SetConfig(self, request: config_pb2.SetConfigRequest, context: Context) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in these tests")
+
+    async def WatchConfig(
+        self, request: config_pb2.WatchConfigRequest, context: Context
+    ) -> AsyncIterator[config_pb2.ConfigSnapshot]:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in these tests")
+        yield config_pb2.ConfigSnapshot()  # never reached: the yield makes it a stream
 
 
 def _add_to(server: GrpcServer, _: None) -> None:

@@ -38,7 +38,7 @@ def check_fixtures(item: pytest.Item) -> None:
     """Before the test's fixtures are set up: it uses no real-server fixture unmarked."""
     global _current
     _current = item
-    if _marked(item):
+    if _marked(item) or not isinstance(item, pytest.Function):  # only functions use fixtures
         return
     fixture_info = getattr(item, "_fixtureinfo", None)
     if fixture_info is None:

@@ -83,7 +83,8 @@ def project_deployments(docs: tuple[dict[str, Any], ...]) -> dict[str, dict[str,
 
 
 def main_container(workload: Mapping[str, Any]) -> dict[str, Any]:
-    (container,) = pod_spec(workload)["containers"]
+    containers: list[dict[str, Any]] = pod_spec(workload)["containers"]
+    (container,) = containers
     return container
 
 

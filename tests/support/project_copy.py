@@ -6,6 +6,7 @@ Nothing beside the project is linked: the copy stands on its own, as a fresh clo
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -28,6 +29,20 @@ def copy_project(parent: Path) -> Path:
     root = parent / "project"
     shutil.copytree(ROOT, root, ignore=_LEFT_OUT, symlinks=True)
     return root
+
+
+def kit_files(root: Path) -> dict[str, str]:
+    """sha256 of every file of the kit: shared/, except the contracts in shared/proto/."""
+    hashes: dict[str, str] = {}
+    for path in sorted((root / "shared").rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if (
+            path.is_file()
+            and "__pycache__" not in relative
+            and not relative.startswith("shared/proto/")
+        ):
+            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return hashes
 
 
 def run(

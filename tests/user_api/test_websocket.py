@@ -9,7 +9,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 import pytest
@@ -25,7 +25,13 @@ from tests.support.system import start_system
 
 pytestmark = pytest.mark.integration
 
-WS_ENV = {"WS_ENABLED": "true", "GATEWAY_ALLOW": "user_service.GetUser"}
+
+class WsEnv(TypedDict):
+    WS_ENABLED: str
+    GATEWAY_ALLOW: str
+
+
+WS_ENV: WsEnv = {"WS_ENABLED": "true", "GATEWAY_ALLOW": "user_service.GetUser"}
 
 
 @dataclass

@@ -11,6 +11,7 @@ from argon2 import PasswordHasher
 
 from shared import db
 from shared.errors import Reason, ServiceError
+from shared.sqlite_reads import SqliteReads
 from user_service.errors import INVALID_CREDENTIALS
 from user_service.logic import UserLogic
 from user_service.repository import SqlUserRepository, ensure_schema
@@ -18,11 +19,17 @@ from user_service.repository import SqlUserRepository, ensure_schema
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
-@pytest.fixture
-async def logic(tmp_path: Path) -> AsyncIterator[UserLogic]:
-    engine = db.create_engine(f"sqlite:///{tmp_path}/users.db")
+# Every use case runs with reads through SQLAlchemy and with SQLite point reads on the loop
+# (what user_service uses on SQLite): both must see every committed write at once.
+@pytest.fixture(params=["sqlalchemy-reads", "direct-sqlite-reads"])
+async def logic(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[UserLogic]:
+    url = f"sqlite:///{tmp_path}/users.db"
+    engine = db.create_engine(url)
     await ensure_schema(engine)
-    yield UserLogic(SqlUserRepository(db.session_factory(engine)), FAST_HASHER)
+    reads = SqliteReads.for_url(url) if request.param == "direct-sqlite-reads" else None
+    yield UserLogic(SqlUserRepository(db.session_factory(engine), reads), FAST_HASHER)
+    if reads is not None:
+        reads.close()
     await engine.dispose()
 
 

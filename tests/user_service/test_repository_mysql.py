@@ -37,5 +37,7 @@ async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
     database = mariadb_database.rsplit("/", 1)[1]
     with pymysql.connect(**MARIADB, database=database) as connection, connection.cursor() as cursor:
         cursor.execute("SELECT pwd FROM user WHERE user_id = 10001")
-        (stored,) = cursor.fetchone()
+        row = cursor.fetchone()
+    assert row is not None
+    (stored,) = row
     assert stored.startswith("$argon2id$")

@@ -11,7 +11,15 @@ from typing import Any
 import pymysql
 import pytest
 from pymysql.constants import CLIENT
-from sqlalchemy import BigInteger, Engine, Integer, String, create_engine, inspect
+from sqlalchemy import (
+    BigInteger,
+    Engine,
+    Integer,
+    String,
+    UniqueConstraint,
+    create_engine,
+    inspect,
+)
 from sqlalchemy.dialects import mysql
 from sqlalchemy.sql.sqltypes import DateTime, TypeEngine
 
@@ -87,7 +95,7 @@ def test_keys_and_indexes_match_in_name_columns_and_uniqueness(loaded: Engine, t
     model |= {
         (str(constraint.name), tuple(c.name for c in constraint.columns), True)
         for constraint in model_table.constraints
-        if constraint.__visit_name__ == "unique_constraint"
+        if isinstance(constraint, UniqueConstraint)
     }
     inspector = inspect(loaded)
     database: set[Index] = {

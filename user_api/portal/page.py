@@ -85,10 +85,15 @@ def _service(name: str, statuses: list[Any], snapshot: Snapshot, jaeger: str) ->
     )
 
 
+_PILLS: dict[bool | None, tuple[str, str]] = {
+    True: ("ok", "reachable"),
+    False: ("down", "unreachable"),
+    None: ("unknown", "checking"),
+}
+
+
 def _dependency(name: str, reachable: bool | None) -> str:
-    css, text = {True: ("ok", "reachable"), False: ("down", "unreachable")}.get(
-        reachable, ("unknown", "checking")
-    )
+    css, text = _PILLS[reachable]
     return (
         f'<span data-dependency="{escape(name)}" data-reachable="{text}">{escape(name)} '
         f"<span class='pill {css}'>{text}</span></span>"

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
@@ -27,6 +27,9 @@ from user_api.ws.pushes import EventHub
 from user_api.ws.session import UNAUTHENTICATED, Call, Limits, Session
 from user_api.ws.settings import FrontDoorSettings
 
+if TYPE_CHECKING:  # user_api.settings imports this package (FrontDoorSettings)
+    from user_api.settings import UserApiSettings
+
 log = logging.getLogger(__name__)
 
 Me = Callable[[str], Awaitable[UserView]]
@@ -36,7 +39,7 @@ TRY_AGAIN_LATER = 1013
 
 def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRouter:
     """The /ws route; `me` validates a token, `budget()` is each call's time budget (s)."""
-    settings: FrontDoorSettings = runtime.settings
+    settings: UserApiSettings = runtime.settings
     hub = EventHub(runtime.broker, settings.service_name)
     call = json_caller(runtime, AllowList(settings.gateway_allow), budget)
     limits = Limits(

@@ -35,6 +35,7 @@ def files(root: Path) -> dict[str, bytes]:
         ("my-svc", "lower_snake_case"),
         ("class", "Python keyword"),
         ("shared", "folder of the kit"),
+        ("dlq_service", "dead letters"),
     ],
 )
 def test_the_command_refuses_a_bad_name_clearly_and_writes_nothing(

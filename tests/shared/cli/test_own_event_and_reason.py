@@ -2,21 +2,22 @@
 and returns an error reason of its own, without a change to `shared/` outside
 `shared/proto/` (where its contract lives).
 
-In a copy of the project: `micro new service order`, then what a user writes by hand (the
-event `order.placed` in its proto, `make proto`, the reason OUT_OF_STOCK, the logic that
-raises it and publishes the event, a subscriber, and tests). The kit's files are hashed
-before and after; the service's tests, which use a real NATS, must pass.
+In a copy of the project: `micro new service order` (which already has an event,
+`order.created`, and a reason, ORDER_TOO_LARGE, of its own), then what a user writes by
+hand beside them (the event `order.placed` in its proto, `make proto`, the reason
+OUT_OF_STOCK, the logic that raises it and publishes the event, a subscriber, and
+tests). The kit's files are hashed before and after; the service's tests, which use a
+real NATS, must pass.
 """
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.support.project_copy import copy_project, micro, pytest_in, run
+from tests.support.project_copy import copy_project, kit_files, micro, pytest_in, run
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +31,11 @@ message OrderPlaced {
 }
 """
 
-ERRORS = '''"""order's own error reasons, beside the kit's (shared.errors.Reason)."""
+# Added to order/errors.py, below the template's own reason.
+ERRORS = """
 
-import grpc
-
-from shared.errors import declare_reason
-
-OUT_OF_STOCK = declare_reason(
-    "OUT_OF_STOCK", grpc.StatusCode.FAILED_PRECONDITION, http_status=409
-)
-'''
+OUT_OF_STOCK = declare_reason("OUT_OF_STOCK", grpc.StatusCode.FAILED_PRECONDITION, http_status=409)
+"""
 
 SUBSCRIBER = '''"""What order does with its own events: here, it keeps the placed orders' ids."""
 
@@ -67,15 +63,11 @@ from order.app import add_to
 from order.logic import OrderLogic
 from order.repository import InMemoryOrderRepository
 from order.subscribers import PlacedOrders
-from shared.breaker import Breakers
 from shared.broker import BrokerSettings, MemoryBroker, NatsBroker
-from shared.client import Client
 from shared.errors import ServiceError
 from shared.proto.order.v1 import order_pb2
 from shared.proto.order.v1.order_pb2 import OrderPlaced
-from shared.registry import MemoryRegistry
-from shared.selector import Selector
-from shared.server import GrpcServer
+from shared.testing import InProcess
 from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.integration
@@ -99,53 +91,32 @@ async def test_order_placed_is_published_and_consumed_on_a_real_nats(
         async with asyncio.timeout(10):
             await handled.wait()
     finally:
-        await broker.close()
+        await broker.stop()
 
-    assert placed.ids == [order.id]
+    assert placed.ids == [order.id]  # order.created, on the same stream, is not order.placed
     connection = await nats.connect(nats_server.url)
     try:
         stream = await connection.jetstream().stream_info("ORDER")
     finally:
         await connection.close()
     assert stream.config.subjects == ["order.>"]
-    assert stream.state.messages == 1
+    assert stream.state.messages == 2  # the template's order.created, then order.placed
 
 
-async def test_out_of_stock_reaches_a_grpc_caller_with_its_reason() -> None:
-    registry = MemoryRegistry()
-    server = GrpcServer(name="order", version="test", registry=registry, drain_s=0.1)
-    broker = MemoryBroker()
-    add_to(server, OrderLogic(InMemoryOrderRepository(), events=broker))
-    await server.start()
-    selector = Selector(registry)
-    client = Client(selector, Breakers())
-    try:
-        request = order_pb2.CreateOrderRequest(title="a lot", quantity=1_000)
-        with pytest.raises(ServiceError) as refused:
-            await client.call("order", "CreateOrder", request, timeout=5)
-    finally:
-        await client.close()
-        await selector.close()
-        await server.stop()
+async def test_out_of_stock_reaches_a_grpc_caller_with_its_reason(
+    in_process: InProcess,
+) -> None:
+    logic = OrderLogic(InMemoryOrderRepository(), events=MemoryBroker())
+    await in_process.serve("order", add_to, logic)
+    request = order_pb2.CreateOrderRequest(title="a lot", quantity=1_000)
+
+    with pytest.raises(ServiceError) as refused:
+        await in_process.client.call("order", "CreateOrder", request, timeout=5)
 
     assert refused.value.reason == "OUT_OF_STOCK"  # a string: the caller imports nothing
     assert refused.value.is_business
     assert "1000" in refused.value.message
 '''
-
-
-def kit_files(root: Path) -> dict[str, str]:
-    """sha256 of every file of the kit: shared/, except the contracts in shared/proto/."""
-    hashes = {}
-    for path in sorted((root / "shared").rglob("*")):
-        relative = path.relative_to(root).as_posix()
-        if (
-            path.is_file()
-            and "__pycache__" not in relative
-            and not relative.startswith("shared/proto/")
-        ):
-            hashes[relative] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return hashes
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -163,40 +134,26 @@ def test_a_new_service_has_its_own_event_and_reason_without_touching_the_kit(
     assert made.returncode == 0, made.stdout + made.stderr
 
     proto = root / "shared/proto/order/v1/order.proto"
-    edit(
-        proto,
-        "package order.v1;\n",
-        'package order.v1;\n\nimport "shared/proto/micro/v1/options.proto";\n',
-    )
+    # The template's own event already imports the kit's options.
+    assert 'import "shared/proto/micro/v1/options.proto";' in proto.read_text()
     proto.write_text(proto.read_text() + EVENT)
     generated = run(root, sys.executable, "scripts/gen_proto.py")  # what `make proto` runs
     assert generated.returncode == 0, generated.stdout + generated.stderr
 
-    (root / "order/errors.py").write_text(ERRORS)
+    errors = root / "order/errors.py"
+    errors.write_text(errors.read_text() + ERRORS)
     (root / "order/subscribers.py").write_text(SUBSCRIBER)
     (root / "tests/order/test_own_event_and_reason.py").write_text(TESTS)
     logic = root / "order/logic.py"
-    edit(
-        logic,
-        "from shared.errors import Reason, ServiceError\n",
-        "from shared.broker import Broker\nfrom shared.broker.events import publish_event\n"
-        "from shared.errors import Reason, ServiceError\n"
-        "from shared.proto.order.v1.order_pb2 import OrderPlaced\n\n"
-        "from .errors import OUT_OF_STOCK\n",
-    )
+    edit(logic, " import OrderCreated\n", " import OrderCreated, OrderPlaced\n")
+    edit(logic, "import ORDER_TOO_LARGE\n", "import ORDER_TOO_LARGE, OUT_OF_STOCK\n")
     edit(logic, "MAX_TITLE = 200\n", "MAX_TITLE = 200\nSTOCK = 100\n")
     edit(
         logic,
-        "        clock: Callable[[], datetime] = _now,\n    ) -> None:\n",
-        "        clock: Callable[[], datetime] = _now,\n        events: Broker | None = None,\n"
-        "    ) -> None:\n        self._events = events\n",
-    )
-    edit(
-        logic,
-        '            raise ServiceError(Reason.INVALID_ARGUMENT, "quantity: at least 1")\n',
-        '            raise ServiceError(Reason.INVALID_ARGUMENT, "quantity: at least 1")\n'
+        "        record = Order(",
         "        if quantity > STOCK:\n"
-        '            raise ServiceError(OUT_OF_STOCK, f"{quantity} asked, {STOCK} in stock")\n',
+        '            raise ServiceError(OUT_OF_STOCK, f"{quantity} asked, {STOCK} in stock")\n'
+        "        record = Order(",
     )
     edit(
         logic,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -82,8 +82,8 @@ async def test_calls_are_counted_by_the_code_the_caller_got(nodes: Nodes) -> Non
 def test_the_first_link_is_the_outermost() -> None:
     order: list[str] = []
 
-    def link(name: str) -> Any:
-        def wrap(next: Any) -> Any:
+    def link(name: str) -> Callable[[Callable[[int], int]], Callable[[int], int]]:
+        def wrap(next: Callable[[int], int]) -> Callable[[int], int]:
             def handler(value: int) -> int:
                 order.append(name)
                 return next(value) + 1
@@ -92,7 +92,9 @@ def test_the_first_link_is_the_outermost() -> None:
 
         return wrap
 
-    handler = chain([link("outer"), link("inner")], lambda value: value * 10)
+    times_ten: Callable[[int], int] = lambda value: value * 10  # noqa: E731
+
+    handler = chain([link("outer"), link("inner")], times_ten)
 
     assert handler(1) == 12
     assert order == ["outer", "inner"]

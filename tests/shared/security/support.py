@@ -43,6 +43,6 @@ async def serving(
 
 
 async def ask(channel: grpc.aio.Channel, path: str = WHO_AM, timeout: float = 5.0) -> bytes:
-    call = channel.unary_unary(path)
+    call: grpc.aio.UnaryUnaryMultiCallable[bytes, bytes] = channel.unary_unary(path)
     async with channel:
-        return await call(b"", timeout=timeout)  # type: ignore[no-any-return]
+        return await call(b"", timeout=timeout)

@@ -1,4 +1,4 @@
-"""The kit's GrpcServer with mTLS credentials and the policy, registered in a real etcd."""
+"""The kit's GrpcServer with mTLS credentials and the policy (it no longer registers itself)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,20 @@ from pathlib import Path
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
-from shared.registry import EtcdRegistry
 from shared.security.credentials import secure_channel, server_credentials
 from shared.security.policy import Policy, PolicyInterceptor
 from shared.security.reload import ReloadingCertificate
 from shared.security.workload import service_certificate
 from shared.server import GrpcServer
 from tests.shared.security.test_policy import USER_SERVICE, Users
+from tests.support.health import check
 
 pytestmark = pytest.mark.integration
 
 
-async def test_grpc_server_serves_mtls_with_the_policy(
-    registry: EtcdRegistry, tmp_path: Path
-) -> None:
+async def test_grpc_server_serves_mtls_with_the_policy(tmp_path: Path) -> None:
     def certificate(name: str) -> ReloadingCertificate:
         return service_certificate(
             name, trust_domain="micro.local", tls_dir=None, dev_root=tmp_path
@@ -32,7 +29,6 @@ async def test_grpc_server_serves_mtls_with_the_policy(
     server = GrpcServer(
         name="user_service",
         version="1",
-        registry=registry,
         credentials=server_credentials(certificate("user_service")),
         interceptors=[PolicyInterceptor(policy)],
     )
@@ -48,9 +44,7 @@ async def test_grpc_server_serves_mtls_with_the_policy(
         assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
         async with grpc.aio.insecure_channel(node.address) as plain:
             with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await health_pb2_grpc.HealthStub(plain).Check(
-                    health_pb2.HealthCheckRequest(), timeout=2
-                )
+                await check(plain, timeout=2)
         assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
     finally:
         await server.stop()

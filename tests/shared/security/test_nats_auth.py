@@ -12,6 +12,7 @@ from types import ModuleType
 import nats
 import nats.errors
 import pytest
+from nats.aio.client import Client
 
 from shared.security.nats_auth import seed_path
 from tests.support.nats import NatsServer
@@ -49,7 +50,7 @@ class Connection:
     def __init__(self) -> None:
         self.errors: asyncio.Queue[Exception] = asyncio.Queue()
 
-    async def open(self, server: NatsServer, seed: Path | None) -> nats.NATS:
+    async def open(self, server: NatsServer, seed: Path | None) -> Client:
         async def on_error(error: Exception) -> None:
             await self.errors.put(error)
 

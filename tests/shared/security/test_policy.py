@@ -23,6 +23,7 @@ from shared.security.reload import ReloadingCertificate
 from shared.server import ChainInterceptor
 from shared.tracing import Tracing
 from tests.shared.security.support import WHO_AM, ask, who_handler
+from tests.support.health import check
 
 pytestmark = pytest.mark.integration
 
@@ -35,6 +36,14 @@ class Users(user_pb2_grpc.UserServiceServicer):
         self, request: user_pb2.CreateUserRequest, context: Any
     ) -> user_pb2.CreateUserResponse:
         return user_pb2.CreateUserResponse(user=user_pb2.User(id=10002, name=request.name))
+
+    async def GetUser(self, request: user_pb2.GetUserRequest, context: Any) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in these tests")
+
+    async def VerifyCredentials(
+        self, request: user_pb2.VerifyCredentialsRequest, context: Any
+    ) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not served in these tests")
 
 
 def certificate(root: Path, name: str, *, operator: bool = False) -> ReloadingCertificate:
@@ -108,7 +117,7 @@ async def test_health_is_open_to_every_identity(user_service: str, tmp_path: Pat
         certificate(tmp_path, "bob", operator=True),
     ):
         async with secure_channel(user_service, "user_service", caller) as channel:
-            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+            reply = await check(channel)
         assert reply.status == health_pb2.HealthCheckResponse.SERVING
 
 

@@ -31,7 +31,7 @@ def require_tenant(next: Handler) -> Handler:
 
 
 @pytest.fixture
-async def stub() -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
+async def stub() -> AsyncIterator[user_pb2_grpc.UserServiceAsyncStub]:
     server = GrpcServer(
         name="user_service",
         version="test",
@@ -50,7 +50,7 @@ async def stub() -> AsyncIterator[user_pb2_grpc.UserServiceStub]:
 
 
 async def test_a_link_of_your_own_runs_inside_the_deadline_and_error_links(
-    stub: user_pb2_grpc.UserServiceStub,
+    stub: user_pb2_grpc.UserServiceAsyncStub,
 ) -> None:
     SEEN.clear()
     method = "/user.v1.UserService/GetUser"
@@ -60,7 +60,7 @@ async def test_a_link_of_your_own_runs_inside_the_deadline_and_error_links(
     with pytest.raises(grpc.aio.AioRpcError) as raised:
         await stub.GetUser(user_pb2.GetUserRequest(id=1), timeout=5)
     reply = await stub.GetUser(
-        user_pb2.GetUserRequest(id=2), timeout=5, metadata=[("x-tenant", "acme")]
+        user_pb2.GetUserRequest(id=2), timeout=5, metadata=(("x-tenant", "acme"),)
     )
 
     assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT

@@ -1,0 +1,98 @@
+"""The baseline for GET /user/me: a bare FastAPI app making the same two calls as user_api
+(auth ValidateToken, then user GetUser) with raw grpc.aio generated stubs, to the same running
+services. Addresses are read from etcd once at start; no selector, breaker, deadline or
+tracing. Served by uvicorn with the same loop and HTTP parser as the kit's `shared/http.py`,
+so the comparison is between the two apps, not between servers.
+
+    python bench/baseline_app.py --etcd 127.0.0.1:2379 --port 8090 [--loop uvloop --http httptools]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aetcd
+import grpc
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
+from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+
+REGISTRY = "/micro/registry"
+
+
+async def first_address(etcd: aetcd.Client, service: str) -> str:
+    listing = await etcd.get_prefix(f"{REGISTRY}/{service}/".encode())
+    for kv in listing:
+        return str(json.loads(kv.value)["address"])
+    raise SystemExit(f"no {service} node in etcd")
+
+
+async def addresses(endpoint: str) -> tuple[str, str]:
+    host, _, port = endpoint.partition(":")
+    async with aetcd.Client(host=host, port=int(port)) as etcd:
+        return (
+            await first_address(etcd, "auth_service"),
+            await first_address(etcd, "user_service"),
+        )
+
+
+def create_app(auth_address: str, user_address: str) -> FastAPI:
+    app = FastAPI()
+    stubs: dict[str, Any] = {}
+
+    def channels() -> tuple[Any, Any]:
+        # Created on the serving loop (grpc.aio channels belong to the loop that made them).
+        if not stubs:
+            stubs["auth"] = auth_pb2_grpc.AuthServiceStub(grpc.aio.insecure_channel(auth_address))
+            stubs["user"] = user_pb2_grpc.UserServiceStub(grpc.aio.insecure_channel(user_address))
+        return stubs["auth"], stubs["user"]
+
+    @app.get("/user/me")
+    async def me(request: Request) -> Any:
+        auth, users = channels()
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return JSONResponse({"error": "unauthenticated"}, status_code=401)
+        try:
+            claims = (await auth.ValidateToken(auth_pb2.ValidateTokenRequest(token=token))).claims
+            user = (await users.GetUser(user_pb2.GetUserRequest(id=claims.user_id))).user
+        except grpc.aio.AioRpcError as error:
+            return JSONResponse({"error": error.code().name}, status_code=502)
+        return {"id": user.id, "name": user.name}
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--etcd", required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--loop", default="auto")
+    parser.add_argument("--http", default="auto")
+    args = parser.parse_args()
+    auth_address, user_address = asyncio.run(addresses(args.etcd))
+    config = uvicorn.Config(
+        create_app(auth_address, user_address),
+        host="127.0.0.1",
+        port=args.port,
+        loop=args.loop,
+        http=args.http,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

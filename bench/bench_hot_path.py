@@ -1,0 +1,194 @@
+"""GET /user/me and POST /user/login on `make run`'s stack, against a raw-stub baseline.
+
+    python bench/bench_hot_path.py [--seconds 10] [--rounds 3] [--soak-seconds 60]
+                                   [--no-mariadb] [--out bench/results/hot_path.json]
+
+Starts etcd, nats-server and the four services as processes (SQLite, tracing off), logs in
+once, then runs `wrk -t1` on GET /user/me against user_api and against bench/baseline_app.py
+(the same two calls with raw grpc.aio stubs) in alternating rounds: c64 for requests/s, c8
+for p99. Then the same on MariaDB (127.0.0.1:3306, a database of its own, dropped after),
+POST /user/login against the Argon2id hash rate (user_service's parameters, as many threads
+as cores, alternating rounds), idle RSS per service, and a c64 soak counting errors.
+Everything shares the machine's cores: the load average is recorded with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+
+from bench.hashrate import hash_rate  # noqa: E402
+from bench.report import machine, print_table  # noqa: E402
+from bench.stack import SERVICES, Stack, cpu_s, rss_mb  # noqa: E402
+from bench.wrk import wrk  # noqa: E402
+
+MARIADB = "mysql+aiomysql://root@127.0.0.1:3306/"
+
+
+def token_for(stack: Stack) -> str:
+    for _ in range(10):  # the first login may meet a cold, busy stack: its budget is short
+        form = {"userName": "micro", "pwd": "123"}
+        reply = httpx.post(f"{stack.kit_url}/user/login", data=form, timeout=10)
+        if reply.status_code == 200:
+            break
+        time.sleep(0.5)
+    reply.raise_for_status()
+    token: str = reply.json()["token"]
+    for _ in range(20):  # a few requests, so the idle figures include warmed paths
+        httpx.get(f"{stack.kit_url}/user/me", headers={"Authorization": f"Bearer {token}"})
+    return token
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    return float(statistics.median(run[key] for run in runs))
+
+
+def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Alternating rounds (kit first on even rounds) at c64 and c8; medians and all runs."""
+    urls = {"kit": stack.kit_url + "/user/me", "baseline": stack.baseline_url + "/user/me"}
+    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
+        name: {"c64": [], "c8": []} for name in urls
+    }
+    cpu_ms: list[dict[str, float]] = []
+    for name in urls:  # warm-up: channels, caches, the JIT-less interpreter's first calls
+        wrk(urls[name], "me.lua", connections=8, seconds=2, token=token)
+    for round_ in range(args.rounds):
+        order = list(urls) if round_ % 2 == 0 else list(reversed(urls))
+        for name in order:
+            pids = {p: stack.pid(p) for p in ("etcd", *SERVICES)} if name == "kit" else {}
+            before = {p: cpu_s(pid) for p, pid in pids.items()}
+            run = wrk(urls[name], "me.lua", connections=64, seconds=args.seconds, token=token)
+            runs[name]["c64"].append(run)
+            if pids:
+                cpu_ms.append(
+                    {p: (cpu_s(pid) - before[p]) / run["requests"] * 1e3 for p, pid in pids.items()}
+                )
+            runs[name]["c8"].append(
+                wrk(urls[name], "me.lua", connections=8, seconds=args.seconds, token=token)
+            )
+    result: dict[str, Any] = {}
+    for name, by_c in runs.items():
+        result[name] = {
+            "rps_c64": median(by_c["c64"], "rps"),
+            "p99_ms_c64": median(by_c["c64"], "p99_ms"),
+            "p50_ms_c8": median(by_c["c8"], "p50_ms"),
+            "p99_ms_c8": median(by_c["c8"], "p99_ms"),
+            "rps_c8": median(by_c["c8"], "rps"),
+            "errors": sum(r["errors"] for runs_ in by_c.values() for r in runs_),
+            "runs": by_c,
+        }
+    result["ratio_rps_c64"] = result["kit"]["rps_c64"] / result["baseline"]["rps_c64"]
+    result["ratio_p99_c8"] = result["kit"]["p99_ms_c8"] / result["baseline"]["p99_ms_c8"]
+    result["cpu_ms_per_request"] = {p: statistics.median(c[p] for c in cpu_ms) for p in cpu_ms[0]}
+    return result
+
+
+def login_rounds(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
+    logins, hashes = [], []
+    for round_ in range(args.rounds):
+        steps = ["login", "hash"] if round_ % 2 == 0 else ["hash", "login"]
+        for step in steps:
+            if step == "login":
+                url = stack.kit_url + "/user/login"
+                logins.append(wrk(url, "login.lua", connections=8, seconds=args.seconds))
+            else:
+                hashes.append(hash_rate(args.seconds))
+    login_rps = median(logins, "rps")
+    hash_ps = statistics.median(hashes)
+    return {
+        "login_rps": login_rps,
+        "hash_per_s": hash_ps,
+        "ratio": login_rps / hash_ps,
+        "errors": sum(r["errors"] for r in logins),
+        "runs": {"login": logins, "hash_per_s": hashes},
+    }
+
+
+def env(args: argparse.Namespace) -> dict[str, str]:
+    """Extra environment of the services: `--env NAME=value` (e.g. MICRO_EVENT_LOOP=asyncio)."""
+    return dict(item.split("=", 1) for item in args.env)
+
+
+def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    url = f"sqlite+aiosqlite:///{run_dir / 'sqlite' / 'users.db'}"
+    stack = Stack(run_dir / "sqlite", url, env(args))
+    try:
+        stack.start()
+        token = token_for(stack)
+        rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
+        me = me_rounds(stack, token, args)
+        login = None if args.no_login else login_rounds(stack, args)
+        soak = None
+        if args.soak_seconds > 0:
+            soak = wrk(
+                stack.kit_url + "/user/me",
+                "me.lua",
+                connections=64,
+                seconds=args.soak_seconds,
+                token=token,
+            )
+            soak["seconds"] = args.soak_seconds
+        return {"me": me, "login": login, "idle_rss_mb": rss, "soak_c64": soak}
+    finally:
+        stack.stop()
+
+
+def mariadb_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    import pymysql
+
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    admin.cursor().execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    stack = Stack(run_dir / "mariadb", MARIADB + name, env(args))
+    try:
+        stack.start()
+        token = token_for(stack)
+        return {"me": me_rounds(stack, token, args)}
+    finally:
+        stack.stop()
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--soak-seconds", type=float, default=60)
+    parser.add_argument("--no-mariadb", action="store_true")
+    parser.add_argument("--no-login", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--env", action="append", default=[], help="NAME=value for services")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hot_path.json")
+    args = parser.parse_args()
+    started = time.time()
+    results: dict[str, Any] = {"machine_before": machine()}
+    with tempfile.TemporaryDirectory(prefix="bench-hot-path-") as tmp:
+        if not args.no_sqlite:
+            results["sqlite"] = sqlite_phase(args, Path(tmp))
+        if not args.no_mariadb:
+            results["mariadb"] = mariadb_phase(args, Path(tmp))
+    results["machine"] = machine()
+    results["settings"] = {**vars(args), "out": str(args.out), "wall_s": time.time() - started}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    print_table(results)
+    print(f"\nwritten to {os.path.relpath(args.out, ROOT)}  ({platform.node()})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,183 @@
+"""`make run`'s stack as processes for the benchmark: etcd, nats-server, the four services
+(`python -m <service>`, as the Procfile starts them; tracing off) and the baseline app, on
+free ports, with their own data in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SERVICES = ("config_service", "auth_service", "user_service", "user_api")
+SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    give_up = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"nothing on port {port} after {timeout} s") from None
+            time.sleep(0.05)
+
+
+def wait_ready(url: str, timeout: float = 60.0) -> None:
+    give_up = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{url} not ready after {timeout} s")
+        time.sleep(0.1)
+
+
+class Stack:
+    def __init__(self, run_dir: Path, database_url: str, extra_env: dict[str, str]) -> None:
+        self.extra_env = extra_env
+        self.run_dir = run_dir
+        self.database_url = database_url
+        self.etcd_port, self.peer_port, self.nats_port = free_port(), free_port(), free_port()
+        self.http_port, self.baseline_port = free_port(), free_port()
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def etcd_endpoint(self) -> str:
+        return f"127.0.0.1:{self.etcd_port}"
+
+    @property
+    def kit_url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def baseline_url(self) -> str:
+        return f"http://127.0.0.1:{self.baseline_port}"
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self.run_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.processes[name] = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+
+    def service_env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PYTHONPATH": str(ROOT),
+            "ETCD_ENDPOINT": self.etcd_endpoint,
+            "NATS_URL": f"nats://127.0.0.1:{self.nats_port}",
+            "GRPC_PORT": "0",
+            "HTTP_PORT": str(self.http_port),
+            "JWT_SECRET": SECRET,
+            "DATABASE_URL": self.database_url,
+            "OTEL_SDK_DISABLED": "true",
+            "LOG_LEVEL": "WARNING",
+            **self.extra_env,
+        }
+
+    def start(self) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        peer = f"http://127.0.0.1:{self.peer_port}"
+        client = f"http://{self.etcd_endpoint}"
+        self._spawn(
+            "etcd",
+            [
+                str(BIN / "etcd"),
+                "--name=bench",
+                f"--data-dir={self.run_dir / 'etcd'}",
+                f"--listen-client-urls={client}",
+                f"--advertise-client-urls={client}",
+                f"--listen-peer-urls={peer}",
+                f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=bench={peer}",
+                "--log-level=error",
+            ],
+        )
+        self._spawn(
+            "nats",
+            [
+                str(BIN / "nats-server"),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(self.nats_port),
+                "-js",
+                "-sd",
+                str(self.run_dir / "nats"),
+            ],
+        )
+        wait_for_port(self.etcd_port)
+        wait_for_port(self.nats_port)
+        env = self.service_env()
+        for service in SERVICES:
+            self._spawn(service, [sys.executable, "-m", service], env)
+        wait_ready(f"{self.kit_url}/readyz")
+        self._spawn(
+            "baseline",
+            [
+                sys.executable,
+                str(ROOT / "bench" / "baseline_app.py"),
+                "--etcd",
+                self.etcd_endpoint,
+                "--port",
+                str(self.baseline_port),
+                "--loop",
+                "uvloop",
+                "--http",
+                "httptools",
+            ],
+            env,
+        )
+        wait_for_port(self.baseline_port)
+
+    def pid(self, name: str) -> int:
+        return self.processes[name].pid
+
+    def stop(self) -> None:
+        # Callers first, so that no server waits out its drain for their streams.
+        for name in ["baseline", *reversed(SERVICES), "nats", "etcd"]:
+            process = self.processes.get(name)
+            if process is None or process.poll() is not None:
+                continue
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process, from /proc."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
