@@ -42,6 +42,7 @@ class Reason(StrEnum):
     TIMEOUT = "TIMEOUT"
     CIRCUIT_OPEN = "CIRCUIT_OPEN"
     REJECTED = "REJECTED"
+    OVERLOADED = "OVERLOADED"
     INTERNAL = "INTERNAL"
 
 
@@ -107,6 +108,9 @@ _TRANSPORT: dict[str, ReasonSpec] = {
     Reason.CIRCUIT_OPEN: _transport(grpc.StatusCode.UNAVAILABLE),
     # The callee is overloaded, not the caller too demanding: try again, elsewhere.
     Reason.REJECTED: _transport(grpc.StatusCode.RESOURCE_EXHAUSTED, 503),
+    # The callee shed the call before doing any work (shared.server.shedding): neither a
+    # success nor a failure of the callee for a breaker; another node may take it.
+    Reason.OVERLOADED: _transport(grpc.StatusCode.RESOURCE_EXHAUSTED, 503),
     Reason.INTERNAL: _transport(grpc.StatusCode.INTERNAL),
 }
 

@@ -22,7 +22,7 @@ from shared.errors import Reason, ServiceError
 log = logging.getLogger(__name__)
 
 # Transient refusals: a client may try again shortly even when no delay was given.
-_RETRY_SOON = (Reason.CIRCUIT_OPEN, Reason.REJECTED, Reason.UNAVAILABLE)
+_RETRY_SOON = (Reason.CIRCUIT_OPEN, Reason.REJECTED, Reason.OVERLOADED, Reason.UNAVAILABLE)
 _HTTP_REASON = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
 
 

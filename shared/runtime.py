@@ -30,7 +30,7 @@ from shared.security.policy import Policy
 from shared.security.reload import ReloadingCertificate
 from shared.security.workload import service_certificate
 from shared.selector import Selector
-from shared.server import GrpcServer
+from shared.server import Admission, GrpcServer
 from shared.tracing import (
     Tracing,
     consumer_span,
@@ -150,6 +150,14 @@ class Runtime(Generic[S]):
                     enforce=self.settings.enforce_policy,
                 ),
             )
+        settings = self.settings
+        options.setdefault("max_message_bytes", settings.grpc_max_message_bytes)
+        options.setdefault("max_concurrent_rpcs", settings.grpc_max_concurrent_rpcs)
+        options.setdefault("default_deadline_s", settings.grpc_default_deadline_s)
+        options.setdefault(
+            "default_admission",
+            Admission(limit=settings.grpc_method_concurrency, queue=settings.grpc_method_queue),
+        )
         if self.settings.dependencies:
             options.setdefault("metadata", {"dependencies": self.settings.dependencies})
         return GrpcServer(

@@ -4,9 +4,11 @@ Picking never waits on the registry: it reads the last snapshot the watch delive
 which is also what keeps calls flowing while etcd is unreachable. Only the very first
 call to a service waits, once, for the first snapshot.
 
-Outlier ejection: a node whose calls fail at the transport level is skipped for a while
-(doubling with each consecutive ejection), unless every node is ejected, in which case
-the ejected ones are tried rather than failing without trying.
+Outlier ejection (Envoy's consecutive gateway failures): a node whose calls fail at the
+transport level or time out without its answer (`eject_after_failures` in a row) is
+skipped for a while, doubling with each ejection; back from one, it is ejected again on
+its first failure, until a success clears its record. If every node is ejected, the
+ejected ones are tried rather than failing without trying.
 """
 
 from __future__ import annotations
@@ -157,7 +159,8 @@ class Selector:
         return view.pick(candidates)  # type: ignore[union-attr]
 
     def report(self, state: NodeState, *, transport_ok: bool) -> None:
-        """Record whether a call reached the node, for outlier ejection."""
+        """Record whether the node answered a call (any status it chose) or failed it
+        (unreachable, or no answer within the deadline), for outlier ejection."""
         if transport_ok:
             state.consecutive_failures = 0
             state.ejections = 0
@@ -165,13 +168,14 @@ class Selector:
             return
         state.suspect = True
         state.consecutive_failures += 1
-        if state.consecutive_failures >= self._eject_after:
+        # A node back from an ejection has not proven itself yet: one failure sends it back.
+        if state.ejections or state.consecutive_failures >= self._eject_after:
             duration = min(self._base_ejection_s * 2**state.ejections, self._max_ejection_s)
             state.ejected_until = self._clock() + duration
             self._ejections_end = max(self._ejections_end, state.ejected_until)
             state.ejections += 1
             state.consecutive_failures = 0
-            log.warning("ejecting %s for %.0f s after transport failures", state.node.id, duration)
+            log.warning("ejecting %s for %.0f s after failures to answer", state.node.id, duration)
 
     async def stop(self) -> None:
         for view in self._views.values():

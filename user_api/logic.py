@@ -59,7 +59,11 @@ class TokenClaims:
 class AccountDirectory(Protocol):
     """Users and tokens, kept by other services; repository.py calls them over gRPC."""
 
-    async def verify_credentials(self, user_name: str, password: str) -> UserView: ...
+    async def verify_credentials(
+        self, user_name: str, password: str, on_behalf_of: str = ""
+    ) -> UserView:
+        """`on_behalf_of`: the end client (its address), whose attempts queue together."""
+        ...
 
     async def get_user(self, user_id: int) -> UserView: ...
 
@@ -84,7 +88,7 @@ class AccountLogic:
         if self._throttle is not None:  # before any work: a throttled attempt costs nothing
             await self._throttle.admit(user_name, caller.address)
         try:
-            user = await self._accounts.verify_credentials(user_name, password)
+            user = await self._accounts.verify_credentials(user_name, password, caller.address)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
                 log.info("login failed (%s) from %s", error.reason, caller.address)

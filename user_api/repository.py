@@ -9,6 +9,7 @@ from __future__ import annotations
 from shared.client import Client
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.server import FAIRNESS_METADATA_KEY
 from user_api.logic import AccessToken, TokenClaims, UserView
 
 USER_SERVICE = "user_service"
@@ -26,9 +27,13 @@ class AccountsClient:
         self._users = user_pb2_grpc.UserServiceStub(client.channel(USER_SERVICE))
         self._auth = auth_pb2_grpc.AuthServiceStub(client.channel(AUTH_SERVICE))
 
-    async def verify_credentials(self, user_name: str, password: str) -> UserView:
+    async def verify_credentials(
+        self, user_name: str, password: str, on_behalf_of: str = ""
+    ) -> UserView:
         request = user_pb2.VerifyCredentialsRequest(user_name=user_name, password=password)
-        return _user((await self._users.VerifyCredentials(request)).user)
+        # user_service queues Argon2 work per end client: a flood waits behind itself.
+        metadata = ((FAIRNESS_METADATA_KEY, on_behalf_of),) if on_behalf_of else None
+        return _user((await self._users.VerifyCredentials(request, metadata=metadata)).user)
 
     async def get_user(self, user_id: int) -> UserView:
         return _user((await self._users.GetUser(user_pb2.GetUserRequest(id=user_id))).user)

@@ -13,7 +13,7 @@ from shared.outbox import OutboxRelay
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.retry import until_done
-from shared.server import GrpcServer
+from shared.server import GrpcServer, per_core
 from shared.sqlite_reads import SqliteReads
 from shared.tracing import instrument_sqlalchemy
 from user_service.cache import UserCache
@@ -21,6 +21,9 @@ from user_service.handlers import LoginEvents, UserHandlers
 from user_service.logic import UserLogic
 from user_service.repository import OutboxRow, SqlUserRepository, ensure_schema
 from user_service.settings import UserServiceSettings
+
+# The methods that hash or verify a password.
+CPU_BOUND = ("VerifyCredentials", "CreateUser")
 
 
 def add_to(server: GrpcServer, logic: UserLogic) -> None:
@@ -72,5 +75,8 @@ async def run(settings: UserServiceSettings) -> None:
         # declared here, as this replica may relay what another one wrote.
         subject_of(UserCreated)
         app.add(OutboxRelay(sessions, OutboxRow, app.runtime.broker))
-        add_to(app.grpc_server(), logic)
+        # Argon2 is CPU-bound (in worker threads): one running per core, a queue per client,
+        # the rest shed at once rather than timing out behind each other.
+        cpu_bound = per_core(calls=1, queue=8)
+        add_to(app.grpc_server(admissions=dict.fromkeys(CPU_BOUND, cpu_bound)), logic)
         await app.run()

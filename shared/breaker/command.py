@@ -23,6 +23,7 @@ from shared.breaker.window import (
     FAILURE,
     FALLBACK,
     REJECTED,
+    SHED,
     SHORT_CIRCUITED,
     SUCCESS,
     TIMEOUT,
@@ -206,6 +207,12 @@ class Command:
             self._record(TIMEOUT, end, trial)
             return await self._fall_back(error, fallback)
         assert raised is not None
+        if isinstance(raised, ServiceError) and raised.reason is Reason.OVERLOADED:
+            # Shed by the callee before any work: says nothing of its health, and settles
+            # no trial (the next call is the trial).
+            self._window.add(SHED, end)
+            self._metrics.calls[SHED].inc()
+            return await self._fall_back(raised, fallback)
         if not self._is_failure(raised):
             self._record(BUSINESS_ERROR, end, trial)
             raise raised

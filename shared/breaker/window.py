@@ -12,6 +12,8 @@ TIMEOUT: Final = 3
 REJECTED: Final = 4
 SHORT_CIRCUITED: Final = 5
 FALLBACK: Final = 6
+# The callee shed the call unstarted (OVERLOADED): neither a success nor a failure.
+SHED: Final = 7
 OUTCOMES: Final = (
     "success",
     "business_error",
@@ -20,6 +22,7 @@ OUTCOMES: Final = (
     "rejected",
     "short_circuited",
     "fallback",
+    "shed",
 )
 _KINDS: Final = len(OUTCOMES)
 
@@ -78,8 +81,8 @@ class RollingWindow:
         self.totals = [0] * _KINDS
 
     def health(self) -> tuple[int, int]:
-        """(volume, errors) over the live buckets; short-circuits and fallbacks are not calls
-        that reached the callee, so they are in neither."""
+        """(volume, errors) over the live buckets; short-circuits, sheds and fallbacks are
+        not calls the callee worked on, so they are in neither."""
         t = self.totals
         errors = t[FAILURE] + t[TIMEOUT] + t[REJECTED]
         return errors + t[SUCCESS] + t[BUSINESS_ERROR], errors

@@ -6,7 +6,8 @@ A call runs, outermost first:
     metrics    grpc_client_handled_total / grpc_client_handling_seconds
     deadline   the call gives up at the caller's deadline or its own timeout
     (yours)    links given to `Client(middleware=...)` or `client.use(...)`, in that order
-    retry      picks the node; retryable methods go to another node after UNAVAILABLE
+    retry      picks the node; retryable methods go to another node after UNAVAILABLE,
+               OVERLOADED (shed) or a timeout of a node that never answered
     breaker    per attempt: circuit, bulkhead, timeout (the node's gRPC deadline)
     transport  the gRPC call to the node the retry link picked
 

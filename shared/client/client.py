@@ -33,7 +33,7 @@ from shared.client.call import Call, ClientMiddleware
 from shared.client.chain import compose
 from shared.client.endpoint import Endpoint, resolve
 from shared.client.metrics import ClientMetrics, default_metrics
-from shared.client.route import Route, unreachable
+from shared.client.route import Route, node_failed
 from shared.errors import Reason, ServiceError
 from shared.security.credentials import secure_channel
 from shared.security.reload import ReloadingCertificate
@@ -172,7 +172,7 @@ class Client:
         try:
             response = await multicallable(call.request, timeout=timeout, metadata=call.metadata)
         except grpc.aio.AioRpcError as rpc_error:
-            if unreachable(rpc_error):
+            if node_failed(rpc_error):
                 self.selector.report(state, transport_ok=False)
             raise ServiceError.from_rpc_error(rpc_error) from None
         finally:

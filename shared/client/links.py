@@ -17,7 +17,7 @@ from shared.client.route import Route
 from shared.deadline import expires
 from shared.errors import Reason, ServiceError
 from shared.middleware import passthrough
-from shared.selector import Selector
+from shared.selector import NodeState, Selector
 from shared.tracing import (
     Tracing,
     annotate_breaker,
@@ -123,8 +123,10 @@ def deadline(next: Handler) -> Handler:
 def retry(selector: Selector, route: Route, max_retries: int) -> ClientMiddleware:
     """Pick a node for each attempt. A retryable method (`Endpoint.retryable`) is tried
     again on another node after UNAVAILABLE (the node could not be reached, or said it
-    cannot serve), at most `max_retries` times and while the deadline allows; never after
-    a timeout (the node may still be working on it) or a business error."""
+    cannot serve), OVERLOADED (it shed the call unstarted) or a timeout of the node itself
+    (it never answered: a hung node, held against it by outlier ejection), at most
+    `max_retries` times and while the deadline allows; never after a business error or a
+    TIMEOUT the node answered (its own dependency was slow: another node would be too)."""
     service = route.service
     clock = time.monotonic
 
@@ -145,7 +147,7 @@ def retry(selector: Selector, route: Route, max_retries: int) -> ClientMiddlewar
             try:
                 return await next(call)
             except ServiceError as error:
-                if error.reason is not Reason.UNAVAILABLE:
+                if not _worth_another_node(error, node):
                     raise
                 last = error
             tried = [node.node.id]
@@ -162,7 +164,7 @@ def retry(selector: Selector, route: Route, max_retries: int) -> ClientMiddlewar
                 try:
                     return await next(call)
                 except ServiceError as again:
-                    if again.reason is not Reason.UNAVAILABLE:
+                    if not _worth_another_node(again, node):
                         raise
                     last = again
                 tried.append(node.node.id)
@@ -171,6 +173,14 @@ def retry(selector: Selector, route: Route, max_retries: int) -> ClientMiddlewar
         return retrying
 
     return link
+
+
+def _worth_another_node(error: ServiceError, node: NodeState) -> bool:
+    reason = error.reason
+    if reason is Reason.UNAVAILABLE or reason is Reason.OVERLOADED:
+        return True
+    # The transport marks the node suspect when the deadline passed without its answer.
+    return reason is Reason.TIMEOUT and node.suspect
 
 
 def breaker(command: Command) -> ClientMiddleware:

@@ -41,10 +41,11 @@ def _not_composed(call: Call) -> Any:
     raise RuntimeError(f"the route {call.route.endpoint.path} has no chain: use Client.route")
 
 
-def unreachable(error: grpc.aio.AioRpcError) -> bool:
-    """The node could not be reached (refused, reset, gone), as opposed to a node that
-    answered UNAVAILABLE itself (its own store is down, or a circuit further down is open):
-    only the former is held against the node by outlier ejection."""
-    if error.code() is not grpc.StatusCode.UNAVAILABLE:
+def node_failed(error: grpc.aio.AioRpcError) -> bool:
+    """The node could not be reached, or did not answer within the deadline (Envoy's
+    "gateway failures"): a bare UNAVAILABLE or DEADLINE_EXCEEDED, not a status the node
+    chose (which carries its reason: its own dependency timed out, say)."""
+    code = error.code()
+    if code is not grpc.StatusCode.UNAVAILABLE and code is not grpc.StatusCode.DEADLINE_EXCEEDED:
         return False
     return not any(key == REASON_METADATA_KEY for key, _ in error.trailing_metadata() or ())

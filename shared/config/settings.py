@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.security.production import kit_problems
@@ -47,6 +47,15 @@ class ServiceSettings(BaseSettings):
     grpc_port: int = 0
     # The host other services dial; defaults to the bind host, or this host's address.
     advertise_host: str | None = None
+    # gRPC server limits (shared/server): a larger message is refused (RESOURCE_EXHAUSTED);
+    # calls at once, streams included; the budget of a unary call that came without a
+    # deadline; and per method, unless the service declares its own (a CPU-bound method:
+    # `shared.server.per_core`), the calls running and those waiting per fairness key.
+    grpc_max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    grpc_max_concurrent_rpcs: int = Field(1000, ge=1)
+    grpc_default_deadline_s: float = Field(30.0, gt=0, le=3600)
+    grpc_method_concurrency: int = Field(100, ge=1)
+    grpc_method_queue: int = Field(100, ge=0)
     # Prometheus metrics over HTTP on a port of their own; 0 turns them off.
     metrics_port: int = 0
     # gRPC server reflection (what `micro call` and the gateway use): None means on in

@@ -6,8 +6,8 @@ A unary call runs, outermost first:
     metrics     grpc_server_handled_total / grpc_server_handling_seconds
     policy      with mTLS: the caller's certificate identity must be one the method's
                 `allowed_callers` lists, else PERMISSION_DENIED (shared.security.policy)
-    (load shedding: its place, once the kit has it)
-    deadline    the caller's gRPC deadline becomes the handler's budget
+    shedding    admits only what can start within the caller's deadline (OVERLOADED)
+    deadline    the caller's gRPC deadline (or the default) becomes the handler's budget
     errors      a ServiceError becomes its status and reason; anything else INTERNAL
     (yours)     links given to `GrpcServer(middleware=...)`, in that order
     handler     the servicer's method
@@ -20,7 +20,7 @@ composes the chain once per method and keeps it.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -29,7 +29,11 @@ from shared.middleware import chain, passthrough
 from shared.security.policy import Policy
 from shared.server import links
 from shared.server.links import Handler, ServerMiddleware
+from shared.server.shedding import Admission, shedding
 from shared.tracing import Tracing, server_tracing
+
+# How long a queued call without a deadline (and no default) may wait for a slot.
+_NO_DEADLINE_S = 30.0
 
 if TYPE_CHECKING:
     MethodHandler = grpc.RpcMethodHandler[Any, Any]
@@ -43,19 +47,37 @@ def compose(
     tracing: Tracing,
     middleware: Sequence[ServerMiddleware] = (),
     policy: Policy | None = None,
+    admission: Admission | None = None,
+    default_deadline_s: float | None = None,
 ) -> Handler:
-    """The handler a unary call of `method` (`/package.Service/Method`) runs."""
+    """The handler a unary call of `method` (`/package.Service/Method`) runs.
+
+    `admission` bounds the calls running and waiting (none: no shedding); a call without
+    a deadline gets `default_deadline_s` (none: no budget)."""
+    shed = (
+        passthrough
+        if admission is None
+        else shedding(method, admission, default_deadline_s or _NO_DEADLINE_S)
+    )
     return chain(
         [
             server_tracing(tracing, method),
             links.metrics(method),
             passthrough if policy is None else links.policy(policy, method),
-            links.deadline,
+            shed,
+            links.default_deadline(default_deadline_s),
             links.errors,
             *middleware,
         ],
         handler,
     )
+
+
+def admission_of(
+    method: str, admissions: Mapping[str, Admission], default: Admission | None
+) -> Admission | None:
+    """The admission declared for `method` by its path ("/pkg.Service/Method") or its name."""
+    return admissions.get(method) or admissions.get(method.rpartition("/")[2]) or default
 
 
 class ChainInterceptor(grpc.aio.ServerInterceptor):
@@ -66,10 +88,17 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
         tracing: Tracing,
         middleware: Sequence[ServerMiddleware] = (),
         policy: Policy | None = None,
+        *,
+        admissions: Mapping[str, Admission] | None = None,
+        default_admission: Admission | None = None,
+        default_deadline_s: float | None = None,
     ) -> None:
         self._tracing = tracing
         self._middleware = list(middleware)
         self._policy = policy
+        self._admissions = dict(admissions or {})
+        self._default_admission = default_admission
+        self._default_deadline_s = default_deadline_s
         self._wrapped: dict[str, tuple[MethodHandler, MethodHandler]] = {}
 
     async def intercept_service(
@@ -96,6 +125,8 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
                 tracing=self._tracing,
                 middleware=self._middleware,
                 policy=self._policy,
+                admission=admission_of(method, self._admissions, self._default_admission),
+                default_deadline_s=self._default_deadline_s,
             )
             return handler._replace(unary_unary=composed)
         trace = server_tracing(self._tracing, method)

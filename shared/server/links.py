@@ -5,6 +5,7 @@ A handler is the grpc.aio behaviour `(request, context) -> awaitable response`.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import time
@@ -112,6 +113,32 @@ def deadline(next: Handler) -> Handler:
             return await next(request, context)
 
     return bounded
+
+
+def default_deadline(seconds: float | None) -> ServerMiddleware:
+    """As `deadline`, and a call that came without a deadline gets `seconds` (a caller
+    that never gives up must not hold a handler forever); None: no budget for it."""
+    if seconds is None:
+        return deadline
+
+    def link(next: Handler) -> Handler:
+        async def bounded(request: Any, context: Context) -> Any:
+            remaining = context.time_remaining()
+            if remaining is not None:
+                with deadlines.budget(remaining):
+                    return await next(request, context)
+            # gRPC cancels a call at its deadline; one without gets the same from here.
+            try:
+                with deadlines.budget(seconds):
+                    async with asyncio.timeout(seconds):
+                        return await next(request, context)
+            except TimeoutError:
+                timeout = ServiceError(Reason.TIMEOUT, f"no answer within the default {seconds} s")
+                await abort(context, timeout)
+
+        return bounded
+
+    return link
 
 
 def errors(next: Handler) -> Handler:

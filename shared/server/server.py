@@ -23,11 +23,14 @@ from shared.registry import ServiceNode
 from shared.security.policy import Policy
 from shared.server.chain import ChainInterceptor
 from shared.server.links import ServerMiddleware
+from shared.server.shedding import Admission
 from shared.tracing import Tracing
 
 log = logging.getLogger(__name__)
 
 Servicer = TypeVar("Servicer")
+
+MiB = 1024 * 1024
 
 _OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
@@ -62,7 +65,18 @@ class GrpcServer:
         credentials: grpc.ServerCredentials | None = None,
         reflection: bool = True,
         policy: Policy | None = None,
+        max_message_bytes: int = 4 * MiB,
+        max_concurrent_rpcs: int | None = None,
+        default_deadline_s: float | None = 30.0,
+        admissions: Mapping[str, Admission] | None = None,
+        default_admission: Admission | None = None,
     ) -> None:
+        """Limits: a message larger than `max_message_bytes` either way is refused with
+        RESOURCE_EXHAUSTED; beyond `max_concurrent_rpcs` calls at once (streams included)
+        gRPC refuses the call; a unary call without a deadline gets `default_deadline_s`.
+        `admissions` bound each method's running and waiting calls (see
+        `shared.server.shedding`), keyed by method path or name; other methods get
+        `default_admission` (None: no shedding)."""
         self.name = name
         self._version = version
         self._host = host
@@ -77,8 +91,24 @@ class GrpcServer:
         # Who may call what: each service added declares its methods' `allowed_callers`.
         self._policy = policy
         # The kit's chain (see shared/server/chain.py) with `middleware` of your own in it.
-        chain = ChainInterceptor(tracing or Tracing.disabled(), middleware, policy)
-        self._server = grpc.aio.server(interceptors=[*interceptors, chain], options=_OPTIONS)
+        chain = ChainInterceptor(
+            tracing or Tracing.disabled(),
+            middleware,
+            policy,
+            admissions=admissions,
+            default_admission=default_admission,
+            default_deadline_s=default_deadline_s,
+        )
+        options = [
+            *_OPTIONS,
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ]
+        self._server = grpc.aio.server(
+            interceptors=[*interceptors, chain],
+            options=options,
+            maximum_concurrent_rpcs=max_concurrent_rpcs,
+        )
         self._health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._server)
         self._services: list[str] = []

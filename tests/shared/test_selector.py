@@ -108,7 +108,7 @@ async def test_ejections_double_while_a_node_keeps_failing_and_reset_on_success(
 
     fail_transport(selector, a, 3)
     clock.now += 5.0
-    fail_transport(selector, a, 3)  # failed again after coming back: 10 s this time
+    fail_transport(selector, a, 1)  # one failure after coming back: ejected again, for 10 s
     clock.now += 9.9
     assert set(picks(selector, 6)) == {"b"}
     clock.now += 0.1

@@ -110,11 +110,14 @@ class Nodes:
         self._servers: list[GrpcServer] = []
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(self, name: str, answer: Answer = ok, service: str = SERVICE) -> FakeNode:
+    async def start(
+        self, name: str, answer: Answer = ok, service: str = SERVICE, **server_options: Any
+    ) -> FakeNode:
         """A node serving UserService, registered under `service` with id `<service>-<name>`
-        (the selector orders nodes by id, so names decide which round robin picks first)."""
+        (the selector orders nodes by id, so names decide which round robin picks first);
+        `server_options` go to its `GrpcServer`."""
         node = FakeNode(name, answer)
-        server = GrpcServer(name=service, version="test", drain_s=0)
+        server = GrpcServer(name=service, version="test", drain_s=0, **server_options)
         server.add_service(
             user_pb2_grpc.add_UserServiceServicer_to_server,
             node,

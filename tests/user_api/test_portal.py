@@ -99,9 +99,10 @@ async def test_a_frozen_services_circuit_shows_open_within_2_s(page: Page, syste
     await page.wait_for_selector(f'[data-circuit="{VERIFY}"][data-state="closed"]', timeout=5_000)
 
     with system.frozen(system.users[0]), system.frozen(system.users[1]):
-        # Default settings: 20 calls that time out (1 s each) open the circuit.
+        # Default settings: 20 calls that time out (1 s each) open the circuit; a retry of
+        # a timed-out call on the other node then finds it open (503) or times out too.
         statuses = await asyncio.gather(*(login(system.http) for _ in range(20)))
-        assert {response.status_code for response in statuses} == {504}
+        assert {response.status_code for response in statuses} <= {503, 504}
         await page.wait_for_selector(f'[data-circuit="{VERIFY}"][data-state="open"]', timeout=2_000)
         SCREENSHOT.parent.mkdir(exist_ok=True)
         await page.screenshot(path=str(SCREENSHOT), full_page=True)

@@ -125,7 +125,10 @@ def _circuits(runtime: Runtime[Any]) -> dict[str, dict[str, Any]]:
             "error_percent": entry.get("error_percent", 0.0),
             "volume": entry.get("volume", 0),
             "in_flight": entry.get("in_flight", 0),
-            "rejected": counts.get("rejected", 0) + counts.get("short_circuited", 0),
+            # Refused here (bulkhead, open circuit) or shed by the callee: not served.
+            "rejected": counts.get("rejected", 0)
+            + counts.get("short_circuited", 0)
+            + counts.get("shed", 0),
         }
     return circuits
 

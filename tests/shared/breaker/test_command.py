@@ -482,6 +482,7 @@ async def test_snapshot(clock: Any, calls: Calls) -> None:
             "rejected": 0,
             "short_circuited": 0,
             "fallback": 0,
+            "shed": 0,
         },
         "settings": BreakerSettings().model_dump(),
     }

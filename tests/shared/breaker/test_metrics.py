@@ -74,6 +74,7 @@ async def test_outcomes_latency_and_gauges(clock: Any) -> None:
             "rejected",
             "short_circuited",
             "fallback",
+            "shed",
         )
     } == {
         "success": 1,
@@ -83,6 +84,7 @@ async def test_outcomes_latency_and_gauges(clock: Any) -> None:
         "rejected": 1,
         "short_circuited": 1,
         "fallback": 1,
+        "shed": 0,
     }
     # Only calls that ran are timed.
     assert registry.get_sample_value("breaker_call_latency_seconds_count", {"command": NAME}) == 5
