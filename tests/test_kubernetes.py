@@ -9,8 +9,10 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import inspect
+import json
 import re
 import secrets
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from auth_service.keys import MIN_SECRET
 from shared.config import ServiceSettings
 from shared.registry.etcd import parse_endpoint
 from shared.security.production import TLS_FILES
+from shared.security.provision import nats_config
 from shared.server.server import GrpcServer
 from tests.support.compose import (
     ROOT,
@@ -53,6 +56,7 @@ from tests.support.kubernetes import (
     selects,
     workloads,
 )
+from tests.support.nats import server_binary
 from user_api.handlers import router
 from user_api.settings import UserApiSettings
 
@@ -443,6 +447,25 @@ def test_production_mounts_everything_production_mode_requires(
         "root.password": "etcd-root",
         **{f"{package}.password": f"{package.replace('_', '-')}-etcd" for package in SERVICES},
     }
+
+
+def test_nats_accepts_the_base_configuration_with_the_services_users(tmp_path: Path) -> None:
+    """What the README builds for production's `nats-config` Secret: the base's nats.conf
+    plus the users `provision nats` writes; `nats-server -t` parses it as the pod would."""
+    base = of_kind(render("development"), "ConfigMap")["nats-config"]["data"]["nats.conf"]
+    users = json.loads(nats_config(tmp_path, root=ROOT).read_text())["authorization"]
+    config = tmp_path / "production-nats.conf"
+    config.write_text(f"{base}authorization: {json.dumps(users, indent=2)}\n")
+    checked = subprocess.run(
+        [server_binary(), "-c", str(config), "-t"],
+        env={"SERVER_NAME": "nats-0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert {user["nkey"][0] for user in users["users"]} == {"U"}  # one nkey user each
+    assert len(users["users"]) == len(SERVICES)
 
 
 def test_the_development_database_url_reaches_mariadb_with_its_user_and_password() -> None:
