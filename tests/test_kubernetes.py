@@ -438,12 +438,12 @@ def test_production_mounts_everything_production_mode_requires(
     job = of_kind(docs, "Job")["etcd-auth"]
     assert "shared.security.provision etcd" in " ".join(main_container(job)["command"])
     (passwords,) = [v for v in pod_spec(job)["volumes"] if "projected" in v]
-    files = {
+    password_files = {
         item["path"]: source["secret"]["name"]
         for source in passwords["projected"]["sources"]
         for item in source["secret"]["items"]
     }
-    assert files == {
+    assert password_files == {
         "root.password": "etcd-root",
         **{f"{package}.password": f"{package.replace('_', '-')}-etcd" for package in SERVICES},
     }
