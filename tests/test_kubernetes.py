@@ -7,8 +7,13 @@ checks docker-compose.yml.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
+import json
 import re
+import secrets
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
@@ -21,6 +26,8 @@ from sqlalchemy.engine import make_url
 from auth_service.keys import MIN_SECRET
 from shared.config import ServiceSettings
 from shared.registry.etcd import parse_endpoint
+from shared.security.production import TLS_FILES
+from shared.security.provision import nats_config
 from shared.server.server import GrpcServer
 from tests.support.compose import (
     ROOT,
@@ -49,6 +56,7 @@ from tests.support.kubernetes import (
     selects,
     workloads,
 )
+from tests.support.nats import server_binary
 from user_api.handlers import router
 from user_api.settings import UserApiSettings
 
@@ -56,6 +64,7 @@ from user_api.settings import UserApiSettings
 # are GA from 1.27, PodDisruptionBudget policy/v1 from 1.21, HPA autoscaling/v2 from 1.23).
 KUBERNETES_VERSION = "1.32.0"
 SERVICES = {"config_service", "auth_service", "user_service", "user_api"}
+PROJECT_NAMES = sorted(package.replace("_", "-") for package in SERVICES)
 # What SIGTERM sets off after preStop: the gRPC drain (GrpcServer's drain_s)...
 DRAIN_S = inspect.signature(GrpcServer).parameters["drain_s"].default
 # ...then closing NATS and flushing spans, which take a few seconds at most.
@@ -71,6 +80,15 @@ OTEL_VARIABLES = {
 INFRA = {"etcd": "etcd", "nats": "nats", "mariadb": "mysql", "jaeger": "jaeger"}
 # Variables whose values are secrets (JWT_SECRET_FILE is a path, the key is in a Secret).
 SECRET_VARIABLES = {"JWT_SECRET", "DATABASE_URL", "MARIADB_PASSWORD", "MARIADB_ROOT_PASSWORD"}
+
+# The exec probe of a gRPC service behind mTLS (a module the image holds).
+HEALTHCHECK_GRPC = ["python", "-m", "shared.healthcheck", "grpc"]
+# Secrets only production needs (development runs without mTLS and NATS or etcd users).
+PRODUCTION_SECRETS = {
+    *(f"{name}-{kind}" for name in PROJECT_NAMES for kind in ("nats", "etcd")),
+    "etcd-root",
+    "nats-config",
+}
 
 overlays = pytest.mark.parametrize("overlay", OVERLAYS)
 
@@ -215,8 +233,15 @@ def test_ports_and_probes_are_what_the_services_serve(overlay: str) -> None:
             assert grpc_port == settings_cls.model_fields["grpc_port"].default, package
             assert ports["grpc"] == grpc_port
             assert ports["metrics"] == int(env["METRICS_PORT"])
-            # Native gRPC probes ask the kit's health service for the whole server ("").
             for kind, probe in checks.items():
+                if env.get("MTLS", "false").lower() == "true":
+                    # The kubelet's gRPC probe shows no client certificate: the check runs
+                    # in the container, with the service's own (TLS_DIR).
+                    assert "grpc" not in probe, (package, kind)
+                    assert probe["exec"]["command"] == HEALTHCHECK_GRPC, (package, kind)
+                    assert probe["timeoutSeconds"] >= 2, (package, kind)  # Python starting
+                    continue
+                # Native gRPC probes ask the kit's health service for the whole server ("").
                 assert probe["grpc"]["port"] == grpc_port, (package, kind)
                 assert probe["grpc"].get("service", "") == "", (package, kind)
             # Other services dial the address it registers: the pod's own.
@@ -347,12 +372,100 @@ def test_etcd_and_nats_are_three_member_clusters_on_stable_names(overlay: str) -
     assert volume_at(etcd, data_dir) == "data"
 
     nats = sets["nats"]
+    (config_path,) = [a for a in main_container(nats)["command"] if a.endswith(".conf")]
+    config_volume = {v["name"]: v for v in pod_spec(nats)["volumes"]}[volume_at(nats, config_path)]
+    if overlay == "production":
+        # The configuration with the services' users comes from a Secret, built from the
+        # base's (checked below) and `provision nats`'s authorization block.
+        assert config_volume["secret"]["secretName"] == "nats-config"
+        assert "nats-config" not in of_kind(docs, "ConfigMap")
+        docs = render("development")
+    else:
+        assert generated_name(config_volume["configMap"]["name"]) == "nats-config"
     config = of_kind(docs, "ConfigMap")["nats-config"]["data"]["nats.conf"]
     routes = re.findall(r"nats://(nats-\d+)\.([\w-]+):(\d+)", config)
     assert routes == [(f"nats-{i}", nats["spec"]["serviceName"], "6222") for i in range(3)]
     (store_dir,) = re.findall(r"store_dir:\s*(\S+)", config)
     assert volume_at(nats, store_dir) == "data"
     assert "server_name: $SERVER_NAME" in config  # JetStream clustering needs unique names
+
+
+def test_production_mounts_everything_production_mode_requires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the Secrets the production overlay names in place, no service refuses to start
+    (shared/security/production.py decides), and each file is one only the service reads."""
+    docs = render("production")
+    assert importlib.util.find_spec(HEALTHCHECK_GRPC[2]) is not None  # the exec probes' module
+    for package, deployment in project_deployments(docs).items():
+        pod = pod_spec(deployment)
+        container = main_container(deployment)
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        readonly = {m["name"] for m in container["volumeMounts"] if m.get("readOnly")}
+        # Secret files are root:fsGroup, group-readable: the service's group must be it.
+        assert pod["securityContext"]["fsGroup"] == pod["securityContext"]["runAsGroup"]
+        env = environment(container, docs)
+        assert env["MTLS"] == "true"
+        assert env["ETCD_USERNAME"] == package  # the user `provision etcd` creates
+        root = tmp_path / package
+        in_pod: dict[str, str] = {}
+        for key, value in env.items():
+            volume = volume_at(deployment, value) if value.startswith("/") else None
+            secret = volumes[volume].get("secret") if volume else None
+            if secret is None:
+                in_pod[key] = value
+                continue
+            assert volume in readonly, (package, key)
+            assert secret.get("optional") is not True, (package, key)
+            assert secret["defaultMode"] in (0o400, 0o440), (package, key)
+            # The file as the kubelet writes it, with a value no one guesses.
+            path = root / value.lstrip("/")
+            files = [path / name for name in TLS_FILES] if key == "TLS_DIR" else [path]
+            for file in files:
+                if "items" in secret:
+                    assert file.name in {item["path"] for item in secret["items"]}, (package, key)
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_text(secrets.token_urlsafe(32))
+            in_pod[key] = str(path)
+        if package == "user_service":
+            # user-service-db's url, written without the password (the file supplies it).
+            in_pod["DATABASE_URL"] = "mysql+aiomysql://micro@mysql:3306/micro"
+        settings = settings_in_pod(package, in_pod, monkeypatch)
+        assert settings.environment == "production"
+        assert settings.production_problems() == [], package
+
+    # The etcd-auth Job creates the users the services log in as, with their passwords.
+    job = of_kind(docs, "Job")["etcd-auth"]
+    assert "shared.security.provision etcd" in " ".join(main_container(job)["command"])
+    (passwords,) = [v for v in pod_spec(job)["volumes"] if "projected" in v]
+    password_files = {
+        item["path"]: source["secret"]["name"]
+        for source in passwords["projected"]["sources"]
+        for item in source["secret"]["items"]
+    }
+    assert password_files == {
+        "root.password": "etcd-root",
+        **{f"{package}.password": f"{package.replace('_', '-')}-etcd" for package in SERVICES},
+    }
+
+
+def test_nats_accepts_the_base_configuration_with_the_services_users(tmp_path: Path) -> None:
+    """What the README builds for production's `nats-config` Secret: the base's nats.conf
+    plus the users `provision nats` writes; `nats-server -t` parses it as the pod would."""
+    base = of_kind(render("development"), "ConfigMap")["nats-config"]["data"]["nats.conf"]
+    users = json.loads(nats_config(tmp_path, root=ROOT).read_text())["authorization"]
+    config = tmp_path / "production-nats.conf"
+    config.write_text(f"{base}authorization: {json.dumps(users, indent=2)}\n")
+    checked = subprocess.run(
+        [server_binary(), "-c", str(config), "-t"],
+        env={"SERVER_NAME": "nats-0"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert {user["nkey"][0] for user in users["users"]} == {"U"}  # one nkey user each
+    assert len(users["users"]) == len(SERVICES)
 
 
 def test_the_development_database_url_reaches_mariadb_with_its_user_and_password() -> None:
@@ -392,13 +505,16 @@ def test_secrets_are_mounted_from_secrets_and_never_written_in_the_manifests(
         for volume in pod.get("volumes") or []:
             if "secret" in volume:
                 referenced.setdefault(volume["secret"]["secretName"], set())
+            for source in (volume.get("projected") or {}).get("sources", []):
+                if "secret" in source:
+                    referenced.setdefault(source["secret"]["name"], set())
 
     secrets = of_kind(docs, "Secret")
     if overlay == "production":
         assert not secrets, "production Secrets come from the cluster, not the repository"
         development = render("development")
         expected = {generated_name(n) for n in of_kind(development, "Secret")}
-        assert set(referenced) == expected
+        assert set(referenced) == expected | PRODUCTION_SECRETS
         return
     for name, keys in referenced.items():
         assert name in secrets, f"no Secret {name}"

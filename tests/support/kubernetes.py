@@ -68,7 +68,7 @@ def pod_spec(workload: Mapping[str, Any]) -> dict[str, Any]:
 
 def workloads(docs: tuple[dict[str, Any], ...]) -> Iterator[dict[str, Any]]:
     for doc in docs:
-        if doc["kind"] in ("Deployment", "StatefulSet"):
+        if doc["kind"] in ("Deployment", "StatefulSet", "Job"):
             yield doc
 
 
