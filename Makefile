@@ -22,11 +22,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[cli,local,dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
 
-# auth_service creates its signing key here on first start (never committed).
-export JWT_SECRET_FILE ?= .run/jwt_secret
-# Spans are exported once there is somewhere to send them:
+# For `make run` only (the tests set up their own): auth_service creates its signing key
+# here on first start (never committed), and spans are exported once there is somewhere
+# to send them:
 #   make run OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317   (Jaeger, see the README)
-export OTEL_SDK_DISABLED ?= $(if $(OTEL_EXPORTER_OTLP_ENDPOINT),false,true)
+run: export JWT_SECRET_FILE ?= .run/jwt_secret
+run: export OTEL_SDK_DISABLED ?= $(if $(OTEL_EXPORTER_OTLP_ENDPOINT),false,true)
 
 # mTLS on every gRPC hop: a development CA under .run/tls issues each service's
 # certificate on its first start (and the `micro` CLI's operator certificate): no set-up.

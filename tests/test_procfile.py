@@ -39,8 +39,18 @@ def make_run(tmp_path: Path, *settings: str) -> list[str]:
 
 
 def run_env(tmp_path: Path) -> dict[str, str]:
-    """This shell's environment, with nothing of a previous `make run` in it."""
-    inherited = ("ETCD_ENDPOINT", "NATS_URL", "GRPC_PORT", "HTTP_PORT", *PORT_SETTINGS)
+    """This shell's environment, with nothing of a previous `make run` in it, nor of the
+    `make test` the suite may run under (MAKELEVEL would make it a sub-make, `make[1]`)."""
+    inherited = (
+        "ETCD_ENDPOINT",
+        "NATS_URL",
+        "GRPC_PORT",
+        "HTTP_PORT",
+        "MAKELEVEL",
+        "MAKEFLAGS",
+        "MFLAGS",
+        *PORT_SETTINGS,
+    )
     return {
         **{key: value for key, value in os.environ.items() if key not in inherited},
         "PYTHONPATH": str(ROOT),

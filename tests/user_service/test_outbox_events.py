@@ -8,7 +8,6 @@ import asyncio
 import signal
 from pathlib import Path
 
-import grpc
 import nats
 import nats.errors
 import pytest
@@ -19,6 +18,7 @@ from tests.conftest import StartService
 from tests.support.eventually import eventually
 from tests.support.nats import NatsServer
 from tests.support.services import wait_for_nodes
+from tests.support.tls import channel_as, tls_root
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +33,15 @@ async def test_created_users_events_survive_an_outage_and_a_crash(
         "NATS_URL": nats_server.url,
         "USE_CONFIG_SERVICE": "false",
         "DATABASE_URL": mariadb_database,
-        "ENFORCE_POLICY": "false",  # this test calls as no service at all
     }
     try:
         async with asyncio.timeout(60):
             service = start_service("user_service", **env)
             (node,) = await wait_for_nodes(registry, "user_service", 1)
-            async with grpc.aio.insecure_channel(node.address) as channel:
+            # As user_api, the one caller CreateUser allows (every hop is mTLS).
+            async with channel_as(
+                tls_root(tmp_path), "user_api", node.address, "user_service"
+            ) as channel:
                 stub = user_pb2_grpc.UserServiceStub(channel)
                 for number in range(USERS):
                     request = user_pb2.CreateUserRequest(name=f"user{number}", password="secret")
