@@ -23,6 +23,13 @@ PERIOD = timedelta(seconds=10)
 WAIT_S = 2.0
 
 
+@pytest.fixture(autouse=True)
+def _sdk_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The SDK's TracerProvider records nothing when OTEL_SDK_DISABLED is set in the
+    # environment the suite runs in; these tests read the spans a run makes.
+    monkeypatch.delenv("OTEL_SDK_DISABLED", raising=False)
+
+
 @dataclass
 class Harness:
     clock: ManualClock
