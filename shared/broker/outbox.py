@@ -156,12 +156,7 @@ class MemoryOutbox:
         await self._queue.join()
 
     async def flush(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await self._queue.join()
-        except TimeoutError:
-            return False
-        return True
+        return await joined_within(self.join, timeout)
 
     async def stop(self) -> None:
         """Stop sending; whatever is still queued is lost, so count and log it."""
@@ -243,3 +238,13 @@ class OutboxPublisher:
 
     async def _send(self, item: Outgoing) -> None:
         raise NotImplementedError
+
+
+async def joined_within(join: Callable[[], Awaitable[None]], timeout: float) -> bool:
+    """`flush` of every outbox: True once `join` returns within `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            await join()
+    except TimeoutError:
+        return False
+    return True

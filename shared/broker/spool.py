@@ -33,7 +33,14 @@ from pathlib import Path
 from typing import TypeVar
 
 from shared.broker.metrics import BrokerMetrics
-from shared.broker.outbox import MemoryOutbox, Outbox, Outgoing, Sender, deliver
+from shared.broker.outbox import (
+    MemoryOutbox,
+    Outbox,
+    Outgoing,
+    Sender,
+    deliver,
+    joined_within,
+)
 from shared.broker.settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -124,12 +131,7 @@ class SqliteOutbox:
             await self._changed.wait()
 
     async def flush(self, timeout: float) -> bool:
-        try:
-            async with asyncio.timeout(timeout):
-                await self.join()
-        except TimeoutError:
-            return False
-        return True
+        return await joined_within(self.join, timeout)
 
     async def stop(self) -> None:
         """Stop sending; what is unsent stays in the file for the next start."""
