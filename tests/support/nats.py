@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats.errors
 import pytest
+from nats.js import JetStreamContext
 
 from tests.support import integration
 from tests.support.ports import free_port
@@ -177,6 +179,15 @@ class NatsCluster:
             reply = await http.get(f"http://127.0.0.1:{self.monitor_ports[index]}/connz")
         found: list[dict[str, Any]] = reply.json().get("connections") or []
         return found
+
+
+async def stored_on(js: JetStreamContext, stream: str, subject: str) -> int:
+    """How many messages of `subject` `stream` holds; -1 while the stream does not exist."""
+    try:
+        info = await js.stream_info(stream, subjects_filter=subject)
+    except nats.errors.Error:
+        return -1  # not created yet
+    return (info.state.subjects or {}).get(subject, 0)
 
 
 @pytest.fixture

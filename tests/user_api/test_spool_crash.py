@@ -13,13 +13,12 @@ from pathlib import Path
 
 import httpx
 import nats
-import nats.errors
 import pytest
 
 from tests.conftest import StartService
 from tests.support.eventually import eventually
 from tests.support.http import login, wait_until_ready
-from tests.support.nats import NatsServer
+from tests.support.nats import NatsServer, stored_on
 from tests.support.ports import free_port
 from tests.user_service.test_login_events import history
 
@@ -61,11 +60,7 @@ async def test_spooled_login_events_outlive_sigkill(
                 js = connection.jetstream(timeout=5)
 
                 async def stored() -> int:
-                    try:
-                        info = await js.stream_info("USER", subjects_filter="user.logged_in")
-                    except nats.errors.Error:
-                        return -1  # not created yet
-                    return (info.state.subjects or {}).get("user.logged_in", 0)
+                    return await stored_on(js, "USER", "user.logged_in")
 
                 assert await eventually(stored, lambda n: n >= LOGINS, timeout=30) == LOGINS
             finally:

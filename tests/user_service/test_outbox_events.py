@@ -9,14 +9,13 @@ import signal
 from pathlib import Path
 
 import nats
-import nats.errors
 import pytest
 
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.registry import EtcdRegistry
 from tests.conftest import StartService
 from tests.support.eventually import eventually
-from tests.support.nats import NatsServer
+from tests.support.nats import NatsServer, stored_on
 from tests.support.services import wait_for_nodes
 from tests.support.tls import channel_as, tls_root
 
@@ -57,11 +56,7 @@ async def test_created_users_events_survive_an_outage_and_a_crash(
                 js = connection.jetstream(timeout=5)
 
                 async def stored() -> int:
-                    try:
-                        info = await js.stream_info("USER", subjects_filter="user.created")
-                    except nats.errors.Error:
-                        return -1  # not created yet
-                    return (info.state.subjects or {}).get("user.created", 0)
+                    return await stored_on(js, "USER", "user.created")
 
                 # Exactly: a row published twice would be one more (past the dedup window).
                 assert await eventually(stored, lambda n: n >= USERS, timeout=30) == USERS
