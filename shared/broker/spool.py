@@ -158,12 +158,20 @@ class SqliteOutbox:
             if not rows:
                 await self._changed.wait()
                 continue
-            for seq, item in rows:
-                # A rejected event is dropped (counted): it would block every later one.
-                await deliver(self._send, item, self._metrics, self._retry)
-                await self._call(self._delete, seq, len(item.data))
-                self._metrics.outbox_size.set(self._rows)
-                self._changed.set()
+            try:
+                await self._send_rows(rows)
+            except (sqlite3.Error, OSError):
+                # The relay must outlive a bad moment of the disk: what is unsent stays.
+                log.exception("broker spool %s cannot delete a sent event; trying again", self.path)
+                await asyncio.sleep(self._retry[1])
+
+    async def _send_rows(self, rows: list[tuple[int, Outgoing]]) -> None:
+        for seq, item in rows:
+            # A rejected event is dropped (counted): it would block every later one.
+            await deliver(self._send, item, self._metrics, self._retry)
+            await self._call(self._delete, seq, len(item.data))
+            self._metrics.outbox_size.set(self._rows)
+            self._changed.set()
 
     async def _call(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)

@@ -51,7 +51,7 @@ async def test_spooled_login_events_outlive_sigkill(
 
             api.signal(signal.SIGKILL)  # no flush, no goodbye
             await asyncio.to_thread(api.wait)
-            start_service("user_api", **api_env)
+            restarted = start_service("user_api", **api_env)
             await wait_until_ready(base_url)
             await nats_server.start()
 
@@ -62,7 +62,13 @@ async def test_spooled_login_events_outlive_sigkill(
                 async def stored() -> int:
                     return await stored_on(js, "USER", "user.logged_in")
 
-                assert await eventually(stored, lambda n: n >= LOGINS, timeout=30) == LOGINS
+                try:
+                    count = await eventually(stored, lambda n: n >= LOGINS, timeout=30)
+                except AssertionError as error:
+                    raise AssertionError(
+                        f"{error}; user_api:\n{restarted.logs()[-4000:]}"
+                    ) from None
+                assert count == LOGINS
             finally:
                 await connection.close()
             rows = await eventually(lambda: history(database_url), lambda r: r[0] >= LOGINS)

@@ -146,3 +146,38 @@ async def test_a_spool_that_cannot_be_written_drops_and_counts_without_raising(
     assert not await outbox.put(_item(b"x"))
     assert sample(registry, "broker_events_dropped_total", subject="user.x") == 1
     await outbox.stop()
+
+
+async def test_the_relay_outlives_a_failed_delete_and_sends_every_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[bytes] = []
+
+    async def send(item: Outgoing) -> None:
+        sent.append(item.data)
+
+    outbox = SqliteOutbox(
+        send,
+        path=str(tmp_path / "spool.sqlite3"),
+        capacity=10,
+        max_bytes=1000,
+        metrics=BrokerMetrics(CollectorRegistry()),
+        retry_max_s=0.01,
+    )
+    delete = outbox._delete
+    failures = iter([sqlite3.OperationalError("disk I/O error")])
+
+    def flaky_delete(seq: int, size: int) -> None:
+        if error := next(failures, None):
+            raise error
+        delete(seq, size)
+
+    monkeypatch.setattr(outbox, "_delete", flaky_delete)
+    for data in (b"a", b"b", b"c"):
+        assert await outbox.put(_item(data))
+    outbox.start()
+    assert await outbox.flush(5)
+    await outbox.stop()
+    # The event whose delete failed stays and goes again (the server drops the copy by id).
+    assert sent == [b"a", b"a", b"b", b"c"]
+    assert rows_in(tmp_path / "spool.sqlite3") == 0
