@@ -32,7 +32,7 @@ from google.protobuf.message import Message
 
 from shared.broker import streams, subjects
 from shared.broker.outbox import new_event_id
-from shared.broker.protocol import Broker, Event
+from shared.broker.protocol import STREAM_HEADER, Broker, Event
 from shared.proto.micro.v1 import options_pb2
 
 M = TypeVar("M", bound=Message)
@@ -113,9 +113,10 @@ async def publish_event(
     broker: Broker, message: Message, *, headers: Mapping[str, str] | None = None
 ) -> str:
     """Publish on the message's subject, its `event_id` (set here when empty) as the id."""
-    subject = event_spec(type(message)).subject
+    spec = event_spec(type(message))
     event_id: str = getattr(message, "event_id")  # noqa: B009 - checked by event_spec
     if not event_id:
         event_id = new_event_id()
         setattr(message, "event_id", event_id)  # noqa: B010 - any event type
-    return await broker.publish(subject, encode(message), headers=headers, event_id=event_id)
+    sent = {**(headers or {}), STREAM_HEADER: spec.stream}
+    return await broker.publish(spec.subject, encode(message), headers=sent, event_id=event_id)

@@ -27,7 +27,7 @@ from shared.broker.events import subject_of
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics
 from shared.broker.outbox import OutboxPublisher, Outgoing, TransientError
-from shared.broker.protocol import Handler, PublishHook
+from shared.broker.protocol import STREAM_HEADER, Handler, PublishHook
 from shared.broker.settings import BrokerSettings
 from shared.broker.spool import make_outbox
 from shared.broker.streams import ensure_stream, ensure_streams, known_streams
@@ -128,7 +128,7 @@ class NatsBroker(OutboxPublisher):
         if self.connected:
             # So that the stream and the consumer exist, and catch every later event, on return.
             with contextlib.suppress(*_NATS_ERRORS):
-                await self._ready(stream)
+                await self._ready(stream, subject)
             await durable_sub.setup()
         durable_sub.start()
 
@@ -172,11 +172,13 @@ class NatsBroker(OutboxPublisher):
         await self._connected.wait()
         headers = dict(item.headers)
         try:
-            stream = subjects.find_stream(known_streams(self._settings), item.subject)
+            stream = headers.get(STREAM_HEADER) or subjects.find_stream(
+                known_streams(self._settings), item.subject
+            )
             if stream is None:
                 await self._nc.publish(item.subject, item.data, headers=headers)
             else:
-                await self._ready(stream)
+                await self._ready(stream, item.subject)
                 await self._js.publish(
                     item.subject,
                     item.data,
@@ -230,12 +232,19 @@ class NatsBroker(OutboxPublisher):
         url = self._nc.connected_url
         log.info("broker connected to NATS at %s", url.netloc if url else "?")
 
-    async def _ready(self, stream: str) -> None:
+    async def _ready(self, stream: str, subject: str) -> None:
         """Create `stream` once per connection: declared after connecting, it may not exist."""
-        if stream not in self._ready_streams:
-            patterns = known_streams(self._settings)[stream]
+        if stream in self._ready_streams:
+            return
+        patterns = known_streams(self._settings).get(stream)
+        if patterns is None:
+            # An event from an earlier run (spooled), of a type not published since: its
+            # stream holds `<first token>.>`; created if missing, its settings left alone.
+            token = subject.split(".", 1)[0]
+            await ensure_stream(self._js, stream, (f"{token}.>",), self._settings, update=False)
+        else:
             await ensure_stream(self._js, stream, patterns, self._settings)
-            self._ready_streams.add(stream)
+        self._ready_streams.add(stream)
 
     async def _ensure_streams(self) -> None:
         try:

@@ -16,6 +16,10 @@ from google.protobuf.message import Message
 # JetStream drops a second publish with the same id (within the stream's duplicate
 # window), so the event id doubles as the de-duplication key.
 EVENT_ID_HEADER = "Nats-Msg-Id"
+# The stream an event is meant for, set when it is published (JetStream checks it): it
+# travels with the event through a spool file or an outbox table, so a process that
+# relays what an earlier run left sends it to its stream before it has declared any event.
+STREAM_HEADER = "Nats-Expected-Stream"
 
 
 @dataclass(frozen=True, slots=True)

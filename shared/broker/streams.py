@@ -101,8 +101,14 @@ async def ensure_streams(js: JetStreamContext, settings: BrokerSettings) -> None
 
 
 async def ensure_stream(
-    js: JetStreamContext, name: str, patterns: tuple[str, ...], settings: BrokerSettings
+    js: JetStreamContext,
+    name: str,
+    patterns: tuple[str, ...],
+    settings: BrokerSettings,
+    *,
+    update: bool = True,
 ) -> None:
+    """Create stream `name`; if it exists, bring it to this configuration unless not `update`."""
     limits = stream_limits(name, settings)
     config = StreamConfig(
         name=name,
@@ -122,4 +128,5 @@ async def ensure_stream(
     except nats.js.errors.BadRequestError as error:
         if error.err_code != STREAM_NAME_IN_USE:
             raise
-        await js.update_stream(config)
+        if update:
+            await js.update_stream(config)

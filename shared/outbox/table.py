@@ -18,7 +18,7 @@ from sqlalchemy.schema import UniqueConstraint
 
 from shared.broker.events import encode, event_spec
 from shared.broker.outbox import new_event_id
-from shared.broker.protocol import EVENT_ID_HEADER
+from shared.broker.protocol import EVENT_ID_HEADER, STREAM_HEADER
 
 _Timestamp = DateTime().with_variant(mysql.TIMESTAMP(fsp=3), "mysql")
 
@@ -71,7 +71,7 @@ def stage_event(
     The event goes out when the transaction commits and the relay runs, never before,
     and never if the transaction rolls back.
     """
-    subject = event_spec(type(message)).subject
+    spec = event_spec(type(message))
     event_id: str = getattr(message, "event_id")  # noqa: B009 - checked by event_spec
     if not event_id:
         event_id = new_event_id()
@@ -79,8 +79,9 @@ def stage_event(
     sent = dict(headers or {})
     propagate.inject(sent)  # consumers' spans join the trace of the change
     sent[EVENT_ID_HEADER] = event_id
+    sent[STREAM_HEADER] = spec.stream
     row = row_type()
-    row.event_id, row.subject = event_id, subject
+    row.event_id, row.subject = event_id, spec.subject
     row.payload, row.headers = base64.b64encode(encode(message)).decode(), json.dumps(sent)
     session.add(row)
     return event_id

@@ -7,6 +7,7 @@ import logging
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import nats
 import pytest
@@ -15,6 +16,9 @@ from prometheus_client import CollectorRegistry
 
 from shared.broker import BrokerMetrics, BrokerSettings, Event, NatsBroker
 from shared.broker.jetstream import consumer_name
+from shared.broker.outbox import Outgoing
+from shared.broker.protocol import STREAM_HEADER
+from shared.broker.spool import SqliteOutbox
 from tests.shared.broker.helpers import Collector, sample, wait_until
 from tests.support.nats import NatsServer
 from tests.support.ports import free_port
@@ -356,3 +360,31 @@ async def test_with_nats_down_start_and_close_return_and_count_the_loss(
         assert not await broker.flush(0.05)
         await broker.stop()
     assert sample(metrics_registry, "broker_events_dropped_total", subject=SUBJECT) == 1
+
+
+async def test_a_spooled_event_reaches_its_stream_before_this_process_declares_it(
+    nats_server: NatsServer, make_broker: MakeBroker, tmp_path: Path
+) -> None:
+    # An earlier run spooled an event of stream AUDIT and died; this run has not published
+    # or subscribed to any AUDIT event yet, and no other process created the stream.
+    spool = tmp_path / "spool.sqlite3"
+    earlier = SqliteOutbox(
+        _never_sent, path=str(spool), capacity=10, max_bytes=10_000, metrics=BrokerMetrics()
+    )
+    outgoing = Outgoing("audit.done", b"kept", "event-1", {STREAM_HEADER: "AUDIT"})
+    assert await earlier.put(outgoing)
+    await earlier.stop()
+
+    broker = await make_broker(spool_path=str(spool))
+    assert await broker.flush(5)
+    nc = await nats.connect(nats_server.url)
+    try:
+        info = await nc.jetstream().stream_info("AUDIT", subjects_filter="audit.done")
+    finally:
+        await nc.close()
+    assert info.config.subjects == ["audit.>"]
+    assert (info.state.subjects or {}).get("audit.done") == 1
+
+
+async def _never_sent(item: Outgoing) -> None:
+    raise AssertionError(f"{item.event_id} sent by the earlier run")
