@@ -1,10 +1,13 @@
 """The baseline for GET /user/me: a bare FastAPI app making the same two calls as user_api
 (auth ValidateToken, then user GetUser) with raw grpc.aio generated stubs, to the same running
 services. Addresses are read from etcd once at start; no selector, breaker, deadline or
-tracing. Served by uvicorn with the same loop and HTTP parser as the kit's `shared/http.py`,
-so the comparison is between the two apps, not between servers.
+tracing. With `--tls-root` (the stack's development CA, when its services run with mTLS on)
+it calls with user_api's certificate, as the kit does: the same handshakes, the same policy.
+Served by uvicorn with the same loop and HTTP parser as the kit's `shared/http.py`, so the
+comparison is between the two apps, not between servers.
 
     python bench/baseline_app.py --etcd 127.0.0.1:2379 --port 8090 [--loop uvloop --http httptools]
+                                 [--tls-root .run/tls]
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from fastapi.responses import JSONResponse
 
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
+from shared.security.credentials import secure_channel
+from shared.security.workload import service_certificate
 
 REGISTRY = "/micro/registry"
 
@@ -46,15 +51,26 @@ async def addresses(endpoint: str) -> tuple[str, str]:
         )
 
 
-def create_app(auth_address: str, user_address: str) -> FastAPI:
+def channel(address: str, service: str, tls_root: Path | None) -> grpc.aio.Channel:
+    if tls_root is None:
+        return grpc.aio.insecure_channel(address)
+    certificate = service_certificate(
+        "user_api", trust_domain="micro.local", tls_dir=None, dev_root=tls_root
+    )
+    return secure_channel(address, service, certificate)
+
+
+def create_app(auth_address: str, user_address: str, tls_root: Path | None) -> FastAPI:
     app = FastAPI()
     stubs: dict[str, Any] = {}
 
     def channels() -> tuple[Any, Any]:
         # Created on the serving loop (grpc.aio channels belong to the loop that made them).
         if not stubs:
-            stubs["auth"] = auth_pb2_grpc.AuthServiceStub(grpc.aio.insecure_channel(auth_address))
-            stubs["user"] = user_pb2_grpc.UserServiceStub(grpc.aio.insecure_channel(user_address))
+            auth = channel(auth_address, "auth_service", tls_root)
+            users = channel(user_address, "user_service", tls_root)
+            stubs["auth"] = auth_pb2_grpc.AuthServiceStub(auth)
+            stubs["user"] = user_pb2_grpc.UserServiceStub(users)
         return stubs["auth"], stubs["user"]
 
     @app.get("/user/me")
@@ -79,10 +95,11 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto")
+    parser.add_argument("--tls-root", type=Path, default=None)
     args = parser.parse_args()
     auth_address, user_address = asyncio.run(addresses(args.etcd))
     config = uvicorn.Config(
-        create_app(auth_address, user_address),
+        create_app(auth_address, user_address, args.tls_root),
         host="127.0.0.1",
         port=args.port,
         loop=args.loop,

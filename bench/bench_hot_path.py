@@ -1,14 +1,17 @@
 """GET /user/me and POST /user/login on `make run`'s stack, against a raw-stub baseline.
 
     python bench/bench_hot_path.py [--seconds 10] [--rounds 3] [--soak-seconds 60]
-                                   [--no-mariadb] [--out bench/results/hot_path.json]
+                                   [--no-sqlite] [--no-mariadb] [--no-login] [--no-mtls]
+                                   [--env NAME=value] [--out bench/results/hot_path.json]
 
-Starts etcd, nats-server and the four services as processes (SQLite, tracing off), logs in
+Starts etcd, nats-server and the four services as processes (SQLite, tracing off, mTLS on as
+under `make run`, the baseline calling with user_api's certificate), logs in
 once, then runs `wrk -t1` on GET /user/me against user_api and against bench/baseline_app.py
 (the same two calls with raw grpc.aio stubs) in alternating rounds: c64 for requests/s, c8
 for p99. Then the same on MariaDB (127.0.0.1:3306, a database of its own, dropped after),
 POST /user/login against the Argon2id hash rate (user_service's parameters, as many threads
-as cores, alternating rounds), idle RSS per service, and a c64 soak counting errors.
+as cores, alternating rounds), idle RSS per service, a c64 soak counting errors, and the kit
+on two stacks at once, mTLS on and off, in alternating rounds.
 Everything shares the machine's cores: the load average is recorded with the figures.
 """
 
@@ -57,32 +60,45 @@ def median(runs: list[dict[str, Any]], key: str) -> float:
     return float(statistics.median(run[key] for run in runs))
 
 
-def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Alternating rounds (kit first on even rounds) at c64 and c8; medians and all runs."""
-    urls = {"kit": stack.kit_url + "/user/me", "baseline": stack.baseline_url + "/user/me"}
-    runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        name: {"c64": [], "c8": []} for name in urls
-    }
+Runs = dict[str, dict[str, list[dict[str, Any]]]]
+
+
+def alternating(
+    urls: dict[str, str], tokens: dict[str, str], args: argparse.Namespace, stack: Stack | None
+) -> tuple[Runs, list[dict[str, float]]]:
+    """wrk at c64 then c8 on each URL in turn, the order reversed every other round.
+
+    With `stack`, the CPU each of its processes spends per request during the c64 runs on
+    the first URL (the kit) is measured from /proc."""
+    runs: Runs = {name: {"c64": [], "c8": []} for name in urls}
     cpu_ms: list[dict[str, float]] = []
     for name in urls:  # warm-up: channels, caches, the JIT-less interpreter's first calls
-        wrk(urls[name], "me.lua", connections=8, seconds=2, token=token)
+        wrk(urls[name], "me.lua", connections=8, seconds=2, token=tokens[name])
+    first = next(iter(urls))
     for round_ in range(args.rounds):
         order = list(urls) if round_ % 2 == 0 else list(reversed(urls))
         for name in order:
-            pids = {p: stack.pid(p) for p in ("etcd", *SERVICES)} if name == "kit" else {}
+            pids = {}
+            if stack is not None and name == first:
+                pids = {p: stack.pid(p) for p in ("etcd", *SERVICES)}
             before = {p: cpu_s(pid) for p, pid in pids.items()}
-            run = wrk(urls[name], "me.lua", connections=64, seconds=args.seconds, token=token)
+            run = wrk(
+                urls[name], "me.lua", connections=64, seconds=args.seconds, token=tokens[name]
+            )
             runs[name]["c64"].append(run)
             if pids:
                 cpu_ms.append(
                     {p: (cpu_s(pid) - before[p]) / run["requests"] * 1e3 for p, pid in pids.items()}
                 )
             runs[name]["c8"].append(
-                wrk(urls[name], "me.lua", connections=8, seconds=args.seconds, token=token)
+                wrk(urls[name], "me.lua", connections=8, seconds=args.seconds, token=tokens[name])
             )
-    result: dict[str, Any] = {}
-    for name, by_c in runs.items():
-        result[name] = {
+    return runs, cpu_ms
+
+
+def summary(runs: Runs) -> dict[str, Any]:
+    return {
+        name: {
             "rps_c64": median(by_c["c64"], "rps"),
             "p99_ms_c64": median(by_c["c64"], "p99_ms"),
             "p50_ms_c8": median(by_c["c8"], "p50_ms"),
@@ -91,6 +107,15 @@ def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, A
             "errors": sum(r["errors"] for runs_ in by_c.values() for r in runs_),
             "runs": by_c,
         }
+        for name, by_c in runs.items()
+    }
+
+
+def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The kit against the raw-stub baseline on the same stack; medians and all runs."""
+    urls = {"kit": stack.kit_url + "/user/me", "baseline": stack.baseline_url + "/user/me"}
+    runs, cpu_ms = alternating(urls, dict.fromkeys(urls, token), args, stack)
+    result = summary(runs)
     result["ratio_rps_c64"] = result["kit"]["rps_c64"] / result["baseline"]["rps_c64"]
     result["ratio_p99_c8"] = result["kit"]["p99_ms_c8"] / result["baseline"]["p99_ms_c8"]
     result["cpu_ms_per_request"] = {p: statistics.median(c[p] for c in cpu_ms) for p in cpu_ms[0]}
@@ -147,6 +172,31 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         stack.stop()
 
 
+def mtls_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
+    """The kit on two stacks at once, mTLS on and off, in alternating rounds."""
+    stacks = {
+        name: Stack(
+            run_dir / f"mtls_{name}",
+            f"sqlite+aiosqlite:///{run_dir / f'mtls_{name}' / 'users.db'}",
+            env(args),
+            mtls=name == "on",
+        )
+        for name in ("on", "off")
+    }
+    try:
+        for stack in stacks.values():
+            stack.start()
+        tokens = {name: token_for(stack) for name, stack in stacks.items()}
+        urls = {name: stack.kit_url + "/user/me" for name, stack in stacks.items()}
+        result = summary(alternating(urls, tokens, args, None)[0])
+        result["ratio_rps_c64"] = result["on"]["rps_c64"] / result["off"]["rps_c64"]
+        result["ratio_p99_c8"] = result["on"]["p99_ms_c8"] / result["off"]["p99_ms_c8"]
+        return result
+    finally:
+        for stack in stacks.values():
+            stack.stop()
+
+
 def mariadb_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     import pymysql
 
@@ -172,6 +222,7 @@ def main() -> None:
     parser.add_argument("--no-mariadb", action="store_true")
     parser.add_argument("--no-login", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--no-mtls", action="store_true", help="skip the mTLS on/off phase")
     parser.add_argument("--env", action="append", default=[], help="NAME=value for services")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "hot_path.json")
     args = parser.parse_args()
@@ -182,6 +233,8 @@ def main() -> None:
             results["sqlite"] = sqlite_phase(args, Path(tmp))
         if not args.no_mariadb:
             results["mariadb"] = mariadb_phase(args, Path(tmp))
+        if not args.no_mtls:
+            results["mtls"] = mtls_phase(args, Path(tmp))
     results["machine"] = machine()
     results["settings"] = {**vars(args), "out": str(args.out), "wall_s": time.time() - started}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,13 @@ def print_table(results: dict[str, Any]) -> None:
             _row(f"GET /user/me p99 c8 ({db})", kit["p99_ms_c8"], base["p99_ms_c8"], "ms", "<=10")
         )
         print(f"{'  errors (kit, baseline)':<34}{kit['errors']:10d}{base['errors']:10d}")
+    if "mtls" in results:  # the kit with mTLS on, against the kit with mTLS off
+        on, off = results["mtls"]["on"], results["mtls"]["off"]
+        print(
+            _row("/user/me c64 mTLS on vs off", on["rps_c64"], off["rps_c64"], "req/s", ">=0.90x")
+        )
+        print(_row("/user/me p99 c8 mTLS on vs off", on["p99_ms_c8"], off["p99_ms_c8"], "ms", ""))
+        print(f"{'  errors (on, off)':<34}{on['errors']:10d}{off['errors']:10d}")
     sqlite = results.get("sqlite")
     if sqlite is None:
         return

@@ -1,6 +1,7 @@
 """`make run`'s stack as processes for the benchmark: etcd, nats-server, the four services
 (`python -m <service>`, as the Procfile starts them; tracing off) and the baseline app, on
-free ports, with their own data in a temporary folder.
+free ports, with their own data in a temporary folder. mTLS is on, as under `make run`
+(a development CA in the folder), unless the stack is made with `mtls=False`.
 """
 
 from __future__ import annotations
@@ -52,8 +53,11 @@ def wait_ready(url: str, timeout: float = 60.0) -> None:
 
 
 class Stack:
-    def __init__(self, run_dir: Path, database_url: str, extra_env: dict[str, str]) -> None:
+    def __init__(
+        self, run_dir: Path, database_url: str, extra_env: dict[str, str], *, mtls: bool = True
+    ) -> None:
         self.extra_env = extra_env
+        self.mtls = mtls
         self.run_dir = run_dir
         self.database_url = database_url
         self.etcd_port, self.peer_port, self.nats_port = free_port(), free_port(), free_port()
@@ -63,6 +67,10 @@ class Stack:
     @property
     def etcd_endpoint(self) -> str:
         return f"127.0.0.1:{self.etcd_port}"
+
+    @property
+    def tls_root(self) -> Path:
+        return self.run_dir / "tls"
 
     @property
     def kit_url(self) -> str:
@@ -90,6 +98,8 @@ class Stack:
             "DATABASE_URL": self.database_url,
             "OTEL_SDK_DISABLED": "true",
             "LOG_LEVEL": "WARNING",
+            "MTLS": str(self.mtls).lower(),
+            "TLS_DEV_ROOT": str(self.tls_root),
             **self.extra_env,
         }
 
@@ -143,6 +153,7 @@ class Stack:
                 "uvloop",
                 "--http",
                 "httptools",
+                *(["--tls-root", str(self.tls_root)] if self.mtls else []),
             ],
             env,
         )

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 
 from shared.config import ServiceSettings
 from shared.logs import configure_logging
-from shared.memory import return_large_buffers
+from shared.memory import one_heap
 from shared.security.production import refuse_unless_ready
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -28,7 +28,7 @@ def main(settings_cls: type[S], run: Callable[[S], Awaitable[None]]) -> None:
         raise SystemExit(2) from None
     refuse_unless_ready(settings)
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
-    return_large_buffers()
+    one_heap()  # before the worker threads: see shared/memory.py
     with contextlib.suppress(KeyboardInterrupt):
         run_loop(run(settings))  # type: ignore[arg-type]
 
