@@ -40,6 +40,7 @@ from bench.stack import SERVICES, Stack, cpu_s, rss_mb  # noqa: E402
 from bench.wrk import wrk  # noqa: E402
 
 MARIADB = "mysql+aiomysql://root@127.0.0.1:3306/"
+IDLE_S = 3.0
 
 
 def token_for(stack: Stack) -> str:
@@ -154,6 +155,7 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     try:
         stack.start()
         token = token_for(stack)
+        time.sleep(IDLE_S)  # idle: past user_service's heap trim after the login's hash
         rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
         me = me_rounds(stack, token, args)
         login = None if args.no_login else login_rounds(stack, args)

@@ -75,6 +75,7 @@ def print_table(results: dict[str, Any]) -> None:
                 ">=0.90x",
             )
         )
+        print(f"{'  login errors':<34}{login['errors']:10d}")
     for name, mb in sqlite["idle_rss_mb"].items():
         print(_row(f"idle RSS {name}", mb, None, "MB", "<=80"))
     soak = sqlite["soak_c64"] or {"seconds": 0, "rps": 0.0, "errors": 0}

@@ -7,6 +7,7 @@ off at the limit, so memory never holds more than the limit whatever the client 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
@@ -43,9 +44,12 @@ class BodyLimit:
             await self._app(scope, receive, send)
             return
         limit = self.limit_for(scope["path"])
-        declared = _content_length(scope)
+        declared, chunked = _framing(scope)
         if declared is not None and declared > limit:
             await _too_large(send, limit)
+            return
+        if not declared and not chunked:  # no body can follow (a GET): nothing to count
+            await self._app(scope, receive, send)
             return
         received = 0
         started = False
@@ -72,14 +76,17 @@ class BodyLimit:
             await _too_large(send, limit)
 
 
-def _content_length(scope: Scope) -> int | None:
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's Content-Length (None if absent), and whether its body is chunked."""
+    length, chunked = None, False
     for name, value in scope.get("headers", ()):
         if name == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None  # the server refuses a malformed one before we get here
-    return None
+            # A malformed one: the server refuses it before we get here.
+            with contextlib.suppress(ValueError):
+                length = int(value)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return length, chunked
 
 
 async def _too_large(send: Send, limit: int) -> None:
