@@ -9,6 +9,7 @@ from argon2 import PasswordHasher
 from shared import db
 from shared.app import App
 from shared.broker.events import subject_of
+from shared.memory import IdleTrim
 from shared.outbox import OutboxRelay
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
@@ -69,7 +70,9 @@ async def run(settings: UserServiceSettings) -> None:
         cache = UserCache(ttl_s=settings.user_cache_ttl_s)
         sessions = db.session_factory(engine)
         users = SqlUserRepository(sessions, reads, cache, timeout_s=settings.database_timeout_s)
-        logic = UserLogic(users, hasher)
+        hashing = IdleTrim()  # Argon2 on one thread per core; its memory back when idle
+        app.on_stop(hashing.close)
+        logic = UserLogic(users, hasher, hashing)
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Publishes the outbox (user.created, written with each new user); its stream is
         # declared here, as this replica may relay what another one wrote.

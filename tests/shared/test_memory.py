@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from shared.memory import IdleTrim
@@ -58,10 +59,9 @@ def trim_and_tell() -> None:
 
 async def main() -> None:
     trimmer = IdleTrim(idle_s=0.01, trim=trim_and_tell)
-    # The first block is mapped and unmapped; glibc then serves the next from the heap,
-    # which keeps it after the free (fast for the next job): what the trim gives back.
-    await trimmer.run(scratch)
     before = rss_mib()
+    # The heap keeps a freed block for the next job (no page faults): what the trim gives back.
+    await trimmer.run(scratch)
     await trimmer.run(scratch)
     await asyncio.to_thread(trimmed.wait, 2)
     print(rss_mib() - before)
@@ -80,3 +80,31 @@ def held_after_pause(mode: str) -> float:
 def test_a_jobs_scratch_memory_goes_back_to_the_os_after_the_pause() -> None:
     assert held_after_pause("keep") > 20  # the heap keeps a freed block: the next job is fast
     assert held_after_pause("trim") < 4
+
+
+async def test_jobs_run_on_as_many_threads_as_it_has_and_the_rest_wait() -> None:
+    trimmer = IdleTrim(threads=2, trim=lambda: None)
+    started = threading.Semaphore(0)
+    release = threading.Event()
+    running = 0
+    most = 0
+    lock = threading.Lock()
+
+    def job() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        started.release()
+        release.wait(5)
+        with lock:
+            running -= 1
+
+    jobs = [asyncio.ensure_future(trimmer.run(job)) for _ in range(4)]
+    for _ in range(2):
+        assert await asyncio.to_thread(started.acquire, True, 5)
+    assert not await asyncio.to_thread(started.acquire, True, 0.1)  # the other two wait
+    release.set()
+    await asyncio.gather(*jobs)
+    await trimmer.close()
+    assert most == 2
