@@ -36,7 +36,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+# mallopt's parameters (malloc.h).
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
+_BIG = 32 * 1024 * 1024
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -57,11 +61,6 @@ def trim() -> bool:
     """Give the heap's free memory back to the OS; True if some was."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))
-
-
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_BIG = 32 * 1024 * 1024
 
 
 def keep_while_busy(buffers: int) -> bool:

@@ -369,7 +369,11 @@ async def test_a_spooled_event_reaches_its_stream_before_this_process_declares_i
     # or subscribed to any AUDIT event yet, and no other process created the stream.
     spool = tmp_path / "spool.sqlite3"
     earlier = SqliteOutbox(
-        _never_sent, path=str(spool), capacity=10, max_bytes=10_000, metrics=BrokerMetrics()
+        _never_sent,
+        path=str(spool),
+        capacity=10,
+        max_bytes=10_000,
+        metrics=BrokerMetrics(CollectorRegistry()),
     )
     outgoing = Outgoing("audit.done", b"kept", "event-1", {STREAM_HEADER: "AUDIT"})
     assert await earlier.put(outgoing)
