@@ -100,5 +100,7 @@ def start_service(tmp_path: Path, etcd: EtcdServer) -> Iterator[StartService]:
         return process
 
     yield start
-    for process in started:
+    # Callers first: a server stopped before its callers waits out its drain for their
+    # long-lived streams (config watches), seconds per test.
+    for process in reversed(started):
         process.stop()

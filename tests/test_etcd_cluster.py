@@ -68,7 +68,7 @@ def start_service(tmp_path: Path, cluster: EtcdCluster) -> Iterator[StartService
         return process
 
     yield start
-    for process in started:
+    for process in reversed(started):  # callers first: see tests/conftest.py
         process.stop()
 
 

@@ -17,6 +17,7 @@ from shared.registry import MemoryRegistry
 from shared.runtime import Runtime
 from shared.selector import Selector
 from shared.server import GrpcServer
+from shared.tracing import Tracing
 
 L = TypeVar("L")
 S = TypeVar("S", bound=ServiceSettings)
@@ -84,10 +85,15 @@ class InProcess:
             self._stack.push_async_callback(self._client.stop)
         return self._client
 
-    async def runtime(self, settings: S) -> Runtime[S]:
+    async def runtime(self, settings: S, *, tracing: Tracing | None = None) -> Runtime[S]:
         """A service's runtime on this registry; settings should say `nats_url="memory://"`
-        and `use_config_service=False` unless the test serves a config service."""
-        return await Runtime.build(settings, self._stack, registry=self.registry)
+        and `use_config_service=False` unless the test serves a config service.
+
+        Tracing is off unless the test gives its own (with an exporter it reads): the
+        default one would export to a collector that is not there, and wait for it at
+        the end of every test (7 s)."""
+        tracing = tracing or Tracing.disabled(settings.service_name)
+        return await Runtime.build(settings, self._stack, registry=self.registry, tracing=tracing)
 
     async def http(self, app: Any, base_url: str = "http://test") -> httpx.AsyncClient:
         """An HTTP client for the ASGI `app`, closed with the rest."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,9 +99,7 @@ def processes(
         for module in ("config_service", "auth_service", "user_service", "order", "user_api")
     ]
     yield {"etcd": etcd_server.endpoint, "api": f"http://127.0.0.1:{port}"}
-    for process in started:  # all at once: each then drains while the others do
-        process.signal(signal.SIGTERM)
-    for process in started:
+    for process in reversed(started):  # callers first: see tests/conftest.py
         process.stop()
 
 
