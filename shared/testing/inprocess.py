@@ -89,10 +89,7 @@ class InProcess:
         """A service's runtime on this registry; settings should say `nats_url="memory://"`
         and `use_config_service=False` unless the test serves a config service.
 
-        Tracing is off unless the test gives its own (with an exporter it reads): the
-        default one would export to a collector that is not there, and wait for it at
-        the end of every test (7 s)."""
-        tracing = tracing or Tracing.disabled(settings.service_name)
+        `tracing` replaces the one the environment describes (a test that reads spans)."""
         return await Runtime.build(settings, self._stack, registry=self.registry, tracing=tracing)
 
     async def http(self, app: Any, base_url: str = "http://test") -> httpx.AsyncClient:
