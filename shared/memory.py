@@ -88,12 +88,11 @@ class IdleTrim:
     ) -> None:
         self._idle_s = idle_s
         self._trim = trim
-        self._threads = ThreadPoolExecutor(
-            max_workers=threads or os.cpu_count() or 1, thread_name_prefix="idle-trim"
-        )
+        workers = threads or os.cpu_count() or 1
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="idle-trim")
         self._running = 0
         self._timer: asyncio.TimerHandle | None = None
-        keep_while_busy(os.cpu_count() or 1)
+        keep_while_busy(workers)
 
     async def close(self) -> None:
         """Let the running jobs finish, then end the threads."""

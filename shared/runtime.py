@@ -62,26 +62,18 @@ class Runtime(Generic[S]):
 
     @classmethod
     async def build(
-        cls,
-        settings: S,
-        stack: AsyncExitStack,
-        *,
-        registry: Registry | None = None,
-        tracing: Tracing | None = None,
+        cls, settings: S, stack: AsyncExitStack, *, registry: Registry | None = None
     ) -> Runtime[S]:
-        """Open every part on `stack`: they close in the reverse order when it unwinds.
-
-        `registry` and `tracing` replace the ones the settings describe (tests)."""
+        """Open every part on `stack`: they close in the reverse order when it unwinds."""
         if settings.metrics_port:
             # A daemon thread: scraping never competes with the event loop.
             metrics, _ = start_http_server(settings.metrics_port, addr=settings.grpc_host)
             stack.callback(metrics.shutdown)
-        if tracing is None:
-            tracing = setup_tracing(
-                settings.service_name,
-                version=settings.service_version,
-                environment=settings.environment,
-            )
+        tracing = setup_tracing(
+            settings.service_name,
+            version=settings.service_version,
+            environment=settings.environment,
+        )
         stack.push_async_callback(tracing.stop)  # flushes the spans still buffered
         username, password = settings.etcd_login()
         registry = registry or EtcdRegistry(

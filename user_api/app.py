@@ -81,7 +81,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     throttling.install(app)
     _describe(app)
     # The API's own routes go on the app itself: FastAPI (0.165) walks an included router's
-    # routes on every request to see whether they changed, 10 % of user_api's CPU on
+    # routes on every request to see whether they changed, 8 % of user_api's CPU on
     # GET /user/me under load (py-spy). The optional routers below stay included.
     app.router.routes.extend(router.routes)
     if settings.gateway_enabled:  # opt-in: JSON calls of registered services, see gateway.py

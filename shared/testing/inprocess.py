@@ -17,7 +17,6 @@ from shared.registry import MemoryRegistry
 from shared.runtime import Runtime
 from shared.selector import Selector
 from shared.server import GrpcServer
-from shared.tracing import Tracing
 
 L = TypeVar("L")
 S = TypeVar("S", bound=ServiceSettings)
@@ -85,12 +84,10 @@ class InProcess:
             self._stack.push_async_callback(self._client.stop)
         return self._client
 
-    async def runtime(self, settings: S, *, tracing: Tracing | None = None) -> Runtime[S]:
+    async def runtime(self, settings: S) -> Runtime[S]:
         """A service's runtime on this registry; settings should say `nats_url="memory://"`
-        and `use_config_service=False` unless the test serves a config service.
-
-        `tracing` replaces the one the environment describes (a test that reads spans)."""
-        return await Runtime.build(settings, self._stack, registry=self.registry, tracing=tracing)
+        and `use_config_service=False` unless the test serves a config service."""
+        return await Runtime.build(settings, self._stack, registry=self.registry)
 
     async def http(self, app: Any, base_url: str = "http://test") -> httpx.AsyncClient:
         """An HTTP client for the ASGI `app`, closed with the rest."""
