@@ -78,9 +78,12 @@ _SERVICE_CONFIG = {
 # and the retry above tries a member that has a leader. Watches keep no such check.
 _REQUIRE_LEADER = ("hasleader", "true")
 # grpc's default reconnect backoff grows to 120 s; a registry must notice etcd's return fast.
+# `min_reconnect_backoff_ms` is, despite its name, how long one connection attempt may take
+# (gRPC's MIN_CONNECT_TIMEOUT): at 100 ms a busy or distant member that needs longer to send
+# its first HTTP/2 frame is never reached. A refused connection fails at once regardless.
 CHANNEL_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
-    "grpc.min_reconnect_backoff_ms": 100,
+    "grpc.min_reconnect_backoff_ms": 5000,
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.keepalive_time_ms": 5000,
     "grpc.keepalive_timeout_ms": 3000,

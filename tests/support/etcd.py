@@ -10,6 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +39,24 @@ class EtcdServer:
 
     def start(self) -> None:
         self.launch(self._initial_cluster)
-        wait_for_port_sync(self.port)
+        self.wait_until_serving()
+
+    def wait_until_serving(self, timeout: float = 20.0) -> None:
+        """Until etcd answers its /health: it accepts connections before it serves them
+        (a client dialled in that gap waits for its first HTTP/2 frame)."""
+        wait_for_port_sync(self.port, timeout)
+        give_up = time.monotonic() + timeout
+        url = f"http://{self.endpoint}/health"
+        while True:
+            with (
+                contextlib.suppress(OSError, ValueError),
+                urllib.request.urlopen(url, timeout=2) as reply,
+            ):
+                if json.load(reply).get("health") == "true":
+                    return
+            if time.monotonic() > give_up:
+                raise TimeoutError(f"etcd on {self.endpoint} is not healthy after {timeout} s")
+            time.sleep(0.05)
 
     def launch(self, initial_cluster: str | None = None) -> None:
         """Start the process without waiting: a cluster member listens only once all are up."""
@@ -98,7 +117,7 @@ class EtcdCluster:
         for member in self.members:
             member.launch(initial)
         for member in self.members:
-            wait_for_port_sync(member.port)
+            member.wait_until_serving()
 
     def stop(self) -> None:
         for member in self.members:
