@@ -141,6 +141,15 @@ class Stack:
         wait_for_port(self.etcd_port)
         wait_for_port(self.nats_port)
         env = self.service_env()
+        if self.mtls:
+            # Issued before the services start, as compose's one-shot `secrets` step does:
+            # the services then only read their certificates (no `cryptography` loaded).
+            subprocess.run(
+                [sys.executable, "-m", "shared.security.provision", "certs", str(self.tls_root)],
+                cwd=ROOT,
+                env=env,
+                check=True,
+            )
         for service in SERVICES:
             self._spawn(service, [sys.executable, "-m", service], env)
         wait_ready(f"{self.kit_url}/readyz")

@@ -20,15 +20,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.broker import Handler
 from shared.config import ServiceSettings
-from shared.http import HttpServer
 from shared.lifecycle import Announced, BackgroundTask, Part, Registration, Running, stop_signal
 from shared.registry import Registry
 from shared.runtime import Runtime
 from shared.server import GrpcServer
+
+if TYPE_CHECKING:
+    from shared.http import HttpServer
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,9 @@ class App(Generic[S]):
 
     def http_server(self, app: Any, *, host: str, port: int) -> HttpServer:
         """An ASGI app served by uvicorn under the app's signal handling."""
+        # Imported here: a gRPC-only service never loads uvicorn (a few MB of its memory).
+        from shared.http import HttpServer
+
         return self.add(HttpServer(app, host=host, port=port))
 
     def subscribe(self, subject: str, handler: Handler) -> None:

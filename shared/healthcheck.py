@@ -130,7 +130,8 @@ def _own_certificate(env: Mapping[str, str]) -> tuple[bytes, bytes, bytes, str] 
     from cryptography import x509
 
     from shared.security.identity import service_identity
-    from shared.security.pki import CertificateFiles, ensure_identity
+    from shared.security.layout import CertificateFiles
+    from shared.security.pki import ensure_identity
 
     if env.get("TLS_DIR"):
         files = CertificateFiles.in_directory(Path(env["TLS_DIR"]))

@@ -14,14 +14,8 @@ from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.registry import EtcdRegistry, ServiceNode
 from shared.security.credentials import secure_channel
 from shared.security.identity import service_identity
-from shared.security.pki import (
-    CA_FILE,
-    CERT_FILE,
-    KEY_FILE,
-    ensure_authority,
-    identity_directory,
-    issue,
-)
+from shared.security.layout import CA_FILE, CERT_FILE, KEY_FILE, identity_directory
+from shared.security.pki import ensure_authority, issue
 from tests.conftest import StartService
 from tests.support import health
 from tests.support.eventually import eventually

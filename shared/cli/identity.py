@@ -18,7 +18,8 @@ import re
 from pathlib import Path
 
 from shared.security.identity import operator_identity
-from shared.security.pki import CertificateFiles, ensure_identity
+from shared.security.layout import CertificateFiles
+from shared.security.pki import ensure_identity
 from shared.security.reload import ReloadingCertificate
 
 DEFAULT_DEV_ROOT = Path(".run/tls")

@@ -24,26 +24,17 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from shared.security.files import write_once
 from shared.security.identity import Identity
+from shared.security.layout import (
+    CA_FILE,
+    CERT_FILE,
+    KEY_FILE,
+    CertificateFiles,
+    identity_directory,
+)
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
-CERT_FILE = "tls.crt"
-KEY_FILE = "tls.key"
-CA_FILE = "ca.crt"
 CA_KEY_FILE = "ca.key"
-
-
-@dataclass(frozen=True)
-class CertificateFiles:
-    """Where a workload's certificate chain, key and trusted CA bundle are."""
-
-    cert: Path
-    key: Path
-    ca: Path
-
-    @classmethod
-    def in_directory(cls, directory: Path) -> CertificateFiles:
-        return cls(directory / CERT_FILE, directory / KEY_FILE, directory / CA_FILE)
 
 
 @dataclass(frozen=True)
@@ -151,10 +142,6 @@ def ensure_authority(root: Path, trust_domain: str) -> Authority:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise SystemExit(f"{directory / CA_KEY_FILE} is not an EC private key")
     return Authority(cert, key)
-
-
-def identity_directory(root: Path, identity: Identity) -> Path:
-    return root / identity.kind / identity.name
 
 
 def ensure_identity(root: Path, identity: Identity) -> CertificateFiles:

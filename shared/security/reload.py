@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
-from shared.security.pki import CertificateFiles
+from shared.security.layout import CertificateFiles
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +34,34 @@ class Material:
 
 
 def load_material(files: CertificateFiles) -> Material:
-    """Read and check the files; ValueError when the key does not match the certificate."""
+    """Read and check the files; ValueError when the key does not match the certificate,
+    when a file is not PEM, or when a file changed while being read.
+
+    The check is OpenSSL's own (the `ssl` module loading the pair from the files), so a
+    service needs no `cryptography` to reload its certificate. The bytes kept are those
+    of the files OpenSSL checked: their stamp is the same before and after.
+    """
+    stamp = read_stamp(files)
     material = Material(files.cert.read_bytes(), files.key.read_bytes(), files.ca.read_bytes())
-    cert = x509.load_pem_x509_certificate(material.cert)
-    key = serialization.load_pem_private_key(material.key, None)
-    x509.load_pem_x509_certificates(material.ca)
-    public = serialization.PublicFormat.SubjectPublicKeyInfo
-    encoding = serialization.Encoding.DER
-    if cert.public_key().public_bytes(encoding, public) != key.public_key().public_bytes(
-        encoding, public
-    ):
-        raise ValueError(f"{files.key} does not match {files.cert}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        # An encrypted key gets an empty password (and fails) rather than a prompt.
+        context.load_cert_chain(files.cert, files.key, password=b"")
+        context.load_verify_locations(cadata=material.ca.decode("ascii", "replace"))
+    except ssl.SSLError as error:
+        raise ValueError(f"{files.key} and {files.cert} are not a usable pair: {error}") from None
+    if read_stamp(files) != stamp:
+        raise ValueError(f"{files.cert} changed while it was read")
     return material
+
+
+def read_stamp(files: CertificateFiles) -> Stamp:
+    """Inode, size and modification time of the three files: what a rotation changes."""
+    stamps = []
+    for path in (files.cert, files.key, files.ca):
+        status = os.stat(path)
+        stamps.append((status.st_ino, status.st_size, status.st_mtime_ns))
+    return tuple(stamps)
 
 
 class ReloadingCertificate:
@@ -64,7 +78,7 @@ class ReloadingCertificate:
         self._interval = check_interval_s
         self._clock = clock
         self._lock = threading.Lock()  # gRPC's handshake thread and the event loop both ask
-        self._stamp = self._read_stamp()
+        self._stamp = read_stamp(self.files)
         self._material = load_material(files)
         self._checked = clock()
         self.version = 1
@@ -76,7 +90,7 @@ class ReloadingCertificate:
         with self._lock:
             self._checked = now
             try:
-                stamp = self._read_stamp()
+                stamp = read_stamp(self.files)
                 if stamp != self._stamp:
                     material = load_material(self.files)
                     self._stamp, self._material = stamp, material
@@ -86,10 +100,3 @@ class ReloadingCertificate:
                 # Mid-rotation or broken: keep serving the pair that worked.
                 log.warning("keeping the current certificate: %s", error)
             return self._material
-
-    def _read_stamp(self) -> Stamp:
-        stamps = []
-        for path in (self.files.cert, self.files.key, self.files.ca):
-            status = os.stat(path)
-            stamps.append((status.st_ino, status.st_size, status.st_mtime_ns))
-        return tuple(stamps)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.security.identity import Identity, service_identity
-from shared.security.pki import CertificateFiles, ensure_identity
+from shared.security.layout import CertificateFiles, identity_directory
 from shared.security.reload import ReloadingCertificate
 
 
@@ -21,6 +21,12 @@ def certificate_files(
         return files
     if dev_root is None:
         raise SystemExit("mTLS is on but neither TLS_DIR nor TLS_DEV_ROOT is set")
+    issued = CertificateFiles.in_directory(identity_directory(dev_root, identity))
+    if issued.all_exist():
+        return issued
+    # Only the first start issues a certificate: only it loads `cryptography` (see layout.py).
+    from shared.security.pki import ensure_identity
+
     return ensure_identity(dev_root, identity)
 
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as context_api
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, Span, SpanKind, Status, StatusCode
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.tracing.propagation import parse_traceparent
 from shared.tracing.setup import Tracing
 from shared.tracing.spans import ROOT_CONTEXT, record_error, unsampled_parent
+
+if TYPE_CHECKING:  # only for types: a gRPC-only service does not load starlette
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _log = logging.getLogger(__name__)
 

@@ -11,13 +11,8 @@ import pytest
 
 from shared.security.credentials import secure_channel, server_credentials
 from shared.security.identity import operator_identity, service_identity
-from shared.security.pki import (
-    CertificateFiles,
-    ensure_authority,
-    ensure_identity,
-    issue,
-    new_authority,
-)
+from shared.security.layout import CertificateFiles
+from shared.security.pki import ensure_authority, ensure_identity, issue, new_authority
 from shared.security.reload import ReloadingCertificate
 from tests.shared.security.support import ask, serving
 
@@ -136,4 +131,11 @@ def test_a_half_written_rotation_keeps_the_working_pair(tmp_path: Path) -> None:
     other = new_authority(DOMAIN)
     cert, _ = issue(other, service_identity(DOMAIN, "user_service"))
     server.files.cert.write_bytes(cert)  # the new certificate, the old key
+    assert server.current() == before
+
+
+def test_a_rotated_ca_bundle_that_is_not_pem_keeps_the_working_set(tmp_path: Path) -> None:
+    server = source(tmp_path, "service", "user_service")
+    before = server.current()
+    server.files.ca.write_bytes(b"not a certificate")
     assert server.current() == before

@@ -15,7 +15,8 @@ import pytest
 
 from auth_service.settings import AuthServiceSettings
 from shared.security.identity import SERVICE, Identity
-from shared.security.pki import ensure_identity, identity_directory
+from shared.security.layout import identity_directory
+from shared.security.pki import ensure_identity
 from shared.security.production import refuse_unless_ready
 from tests.support.services import ROOT, TEST_SECRET
 from user_service.settings import UserServiceSettings
