@@ -43,13 +43,13 @@ class BodyLimit:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        limit = self.limit_for(scope["path"])
         declared, chunked = _framing(scope)
-        if declared is not None and declared > limit:
-            await _too_large(send, limit)
-            return
         if not declared and not chunked:  # no body can follow (a GET): nothing to count
             await self._app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        if declared is not None and declared > limit:
+            await _too_large(send, limit)
             return
         received = 0
         started = False

@@ -15,6 +15,7 @@ from shared.config import ServiceSettings
 from shared.logs import configure_logging
 from shared.memory import one_heap
 from shared.security.production import refuse_unless_ready
+from shared.startup_objects import freeze_startup_objects
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -29,6 +30,7 @@ def main(settings_cls: type[S], run: Callable[[S], Awaitable[None]]) -> None:
     refuse_unless_ready(settings)
     configure_logging(settings.service_name, level=settings.log_level, json=settings.log_json)
     one_heap()  # before the worker threads: see shared/memory.py
+    freeze_startup_objects()  # the imported modules: no full collection walks them again
     with contextlib.suppress(KeyboardInterrupt):
         run_loop(run(settings))  # type: ignore[arg-type]
 
