@@ -15,6 +15,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    bindparam,
     func,
     insert,
     or_,
@@ -93,6 +94,19 @@ class LoginRow(Base):
 _USERS = Base.metadata.tables["user"]
 _LOGINS = Base.metadata.tables["login_history"]
 
+# A login's statements, built once (SQLAlchemy then reuses their cache keys and compiled
+# SQL); the record is two Core statements, not the ORM's unit of work, whose flush and
+# session synchronisation were a fifth of user_service's event-loop time per login.
+_BY_NAME = select(UserRow).where(UserRow.user_name == bindparam("name"))
+_RECORD_LOGIN = insert(_LOGINS)
+# Events may arrive out of order: the last login time only moves forward.
+_ADVANCE_LAST_LOGIN = (
+    update(_USERS)
+    .where(_USERS.c.user_id == bindparam("uid"))
+    .where(or_(_USERS.c.last_login_time.is_(None), _USERS.c.last_login_time < bindparam("at")))
+    .values(last_login_time=bindparam("at"))
+)
+
 
 class OutboxRow(OutboxColumns, Base):
     """Events user_service causes, written with the change (sql/005_outbox.sql)."""
@@ -151,7 +165,7 @@ class SqlUserRepository:
         # Through SQLAlchemy (and its SQL span): a login costs an Argon2 hash, 50 ms, so the
         # thread hop is noise here; only GetUser's point read takes the direct path.
         async with db.failing_fast(self._timeout_s), self._sessions() as session:
-            row = await session.scalar(select(UserRow).where(UserRow.user_name == name))
+            row = await session.scalar(_BY_NAME, {"name": name})
             return _stored(row) if row else None
 
     async def by_id(self, user_id: int) -> StoredUser | None:
@@ -197,28 +211,18 @@ class SqlUserRepository:
     ) -> bool:
         """Store one login and the user's last login time; False if the event was stored before."""
         moment = at.astimezone(UTC).replace(tzinfo=None)
-        # Core statements on the tables, not the ORM's unit of work: one login is one insert
-        # and one update, and the ORM's flush and session synchronisation were a fifth of
-        # user_service's event-loop time per login (py-spy).
-        history = insert(_LOGINS).values(
-            event_id=event_id,
-            user_id=user_id,
-            logged_in_at=moment,
-            client_address=client_address[:64],
-            user_agent=user_agent[:255],
-        )
-        # Events may arrive out of order: the last login time only moves forward.
-        last_login = (
-            update(_USERS)
-            .where(_USERS.c.user_id == user_id)
-            .where(or_(_USERS.c.last_login_time.is_(None), _USERS.c.last_login_time < moment))
-            .values(last_login_time=moment)
-        )
+        login = {
+            "event_id": event_id,
+            "user_id": user_id,
+            "logged_in_at": moment,
+            "client_address": client_address[:64],
+            "user_agent": user_agent[:255],
+        }
         self._cache.forget(user_id)
         async with db.failing_fast(self._timeout_s), self._sessions() as session:
             try:
-                await session.execute(history)
-                await session.execute(last_login)
+                await session.execute(_RECORD_LOGIN, login)
+                await session.execute(_ADVANCE_LAST_LOGIN, {"uid": user_id, "at": moment})
                 await session.commit()
                 self._cache.forget(user_id)
             except IntegrityError:  # the event's unique id: it was applied before
