@@ -1,8 +1,13 @@
 """Sliding-window throttles over the `limits` library, in memory or shared through Redis.
 
 The kit names the mechanism only; which keys are counted and how many hits a window allows
-is each service's policy. Windows are `limits`' moving windows (exact: each hit's time is
-kept), so a client cannot double its rate at a window's edge as with fixed windows.
+is each service's policy. Windows are `limits`' sliding window counters: the current fixed
+window's count plus the previous one's, weighted by how much of it still overlaps the
+sliding window, so a client cannot double its rate at a window's edge as with fixed
+windows. Two counters per key, whatever the limit: a flood of distinct keys (addresses,
+made-up account names) costs little memory. `limits`' exact moving window keeps every
+hit's time instead, and its asyncio memory store sends each stored key to a worker
+thread on every expiry pass: 16 % of user_api's event-loop time per login.
 
 Redis unreachable means the throttle lets requests through (and logs it): a throttle guards
 the service from abuse; it must not become the outage itself.
@@ -16,7 +21,7 @@ import time
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -45,7 +50,7 @@ class Throttle:
         else:
             storage = MemoryStorage()
         self._storage = storage
-        self._windows = MovingWindowRateLimiter(storage)
+        self._windows = SlidingWindowCounterRateLimiter(storage)
 
     async def retry_after(self, limit: RateLimitItem, *key: str) -> float | None:
         """Seconds until `key` may hit again, or None when it may now (counts nothing)."""
