@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from shared import deadline, http_errors
 from shared.app import App
-from shared.bodylimit import KIB, MIB, BodyLimit
+from shared.bodylimit import KIB
 from shared.config import load_settings
 from shared.runtime import Runtime
 from shared.throttle import Throttle
-from shared.tracing import TracingMiddleware
+from shared.web import UNTRACED, web_app
 from user_api import gateway, portal, throttling, ws
 from user_api import openapi as openapi_doc
 from user_api.handlers import router
@@ -28,38 +26,17 @@ from user_api.settings import UserApiSettings
 
 log = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
-
-
-class RequestBudget:
-    """Gives every HTTP request a time budget that the kit's client turns into deadlines."""
-
-    def __init__(self, app: ASGIApp, seconds: Callable[[], float]) -> None:
-        self._app = app
-        self._seconds = seconds
-
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        with deadline.budget(self._seconds()):
-            await self._app(scope, receive, send)
-
 
 def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
     settings = runtime.settings
-    # FastAPI's own telemetry is off: the kit's middleware makes the one span per request,
-    # metrics are Prometheus' and logs the kit's. (With only tracing off, FastAPI still looks
-    # up the global meter and logger providers on every request: 2 % of user_api's CPU.)
-    docs: dict[str, Any] = (
-        {} if settings.docs_on else dict(docs_url=None, redoc_url=None, openapi_url=None)
-    )
-    app = FastAPI(
+    app = web_app(
         title="user_api",
         version=settings.service_version,
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-        **docs,
+        tracing=runtime.tracing,
+        docs=settings.docs_on,
+        budget_s=lambda: app.state.budget_s,  # read per request: config changes apply
+        body_limits={"/user/": 64 * KIB},  # the gateway's calls may carry up to 1 MiB
+        untraced=(*UNTRACED, "/portal/events"),
     )
     throttle = throttling.LoginThrottle(
         Throttle(settings.rate_limit_redis_url, namespace=f"micro:{settings.service_name}"),
@@ -79,7 +56,6 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         app.state.budget_s = load_settings(UserApiSettings, config).request_budget_s
 
     runtime.on_config_change(follow_budget)
-    http_errors.install(app)
     throttling.install(app)
     _describe(app)
     # The API's own routes go on the app itself: FastAPI (0.165) walks an included router's
@@ -106,14 +82,6 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         async def breakers() -> dict[str, Any]:
             return {"breakers": runtime.breakers.snapshot()}
 
-    # Innermost, so that a 413 is traced; the gateway's calls may carry up to 1 MiB.
-    app.add_middleware(BodyLimit, default=MIB, limits={"/user/": 64 * KIB})
-    app.add_middleware(RequestBudget, seconds=lambda: app.state.budget_s)
-    app.add_middleware(
-        TracingMiddleware,
-        tracing=runtime.tracing,
-        exclude_paths=("/healthz", "/readyz", "/metrics", "/portal/events"),
-    )
     return app
 
 
