@@ -36,7 +36,7 @@ import httpx  # noqa: E402
 
 from bench.hashrate import hash_rate  # noqa: E402
 from bench.report import machine, print_table  # noqa: E402
-from bench.stack import SERVICES, Stack, cpu_s, rss_mb  # noqa: E402
+from bench.stack import SERVICES, Stack, cpu_s, pss_mb, rss_mb  # noqa: E402
 from bench.wrk import wrk  # noqa: E402
 
 MARIADB = "mysql+aiomysql://root@127.0.0.1:3306/"
@@ -157,6 +157,7 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         token = token_for(stack)
         time.sleep(IDLE_S)  # idle: past user_service's heap trim after the login's hash
         rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
+        pss = {name: pss_mb(stack.pid(name)) for name in SERVICES}
         me = me_rounds(stack, token, args)
         login = None if args.no_login else login_rounds(stack, args)
         soak = None
@@ -169,7 +170,13 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
                 token=token,
             )
             soak["seconds"] = args.soak_seconds
-        return {"me": me, "login": login, "idle_rss_mb": rss, "soak_c64": soak}
+        return {
+            "me": me,
+            "login": login,
+            "idle_rss_mb": rss,
+            "idle_pss_mb": pss,
+            "soak_c64": soak,
+        }
     finally:
         stack.stop()
 

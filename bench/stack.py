@@ -197,6 +197,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def pss_mb(pid: int) -> float:
+    """Proportional set size: the process's own pages plus its share of those it maps with
+    others (the four services map the same grpc, libpython and OpenSSL libraries)."""
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) of a process, from /proc."""
     try:
