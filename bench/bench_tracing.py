@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from shared.testing.ports import free_port  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "tracing.json"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -340,12 +341,6 @@ def machine_cpu_seconds() -> float:
     fields = [int(f) for f in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     user, nice, system, _idle, _iowait, irq, softirq, steal = fields
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def launch(name: str, sink_port: int, args: argparse.Namespace) -> Variant:

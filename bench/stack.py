@@ -17,16 +17,12 @@ from pathlib import Path
 
 import httpx
 
+from shared.testing.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SERVICES = ("config_service", "auth_service", "user_service", "user_api")
 SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:
