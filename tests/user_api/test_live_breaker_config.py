@@ -86,7 +86,8 @@ async def test_a_request_budget_smaller_than_the_breaker_timeout_wins(
                 assert (result.status, result.reason) == (504, "TIMEOUT"), result
 
     assert (result.status, result.reason) == (504, "TIMEOUT"), result
-    assert 0.18 <= result.seconds <= 0.22
+    # The budget's 0.2 s, not the breaker's 1 s (the upper bound leaves room for a busy CI).
+    assert 0.18 <= result.seconds <= 0.4
     assert (await system.breaker(VERIFY))["settings"]["timeout_ms"] == 1000
 
 
