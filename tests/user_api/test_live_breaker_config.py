@@ -68,7 +68,8 @@ async def test_a_new_timeout_for_one_command_takes_effect_without_a_restart(
     with system.frozen(system.users[0]):
         result = await connection.login()
     assert (result.status, result.reason) == (504, "TIMEOUT"), result
-    assert 0.27 <= result.seconds <= 0.33
+    # The new 0.3 s, not the old 1 s (the upper bound leaves room for a busy CI).
+    assert 0.27 <= result.seconds <= 0.5
     # Only that command changed; the others keep the defaults.
     assert (await system.breaker("auth_service.MakeAccessToken"))["settings"]["timeout_ms"] == 1000
     assert (await login(system.http)).status_code == 200
