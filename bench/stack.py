@@ -185,22 +185,23 @@ class Stack:
                 process.wait()
 
 
-def rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
+def _proc_mb(path: str, field: str) -> float:
+    """A `field: N kB` line of a /proc file, in MB (0 when absent)."""
+    with open(path) as lines:
+        for line in lines:
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return 0.0
+
+
+def rss_mb(pid: int) -> float:
+    return _proc_mb(f"/proc/{pid}/status", "VmRSS")
 
 
 def pss_mb(pid: int) -> float:
     """Proportional set size: the process's own pages plus its share of those it maps with
     others (the four services map the same grpc, libpython and OpenSSL libraries)."""
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+    return _proc_mb(f"/proc/{pid}/smaps_rollup", "Pss")
 
 
 def cpu_s(pid: int) -> float:

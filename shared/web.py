@@ -18,17 +18,14 @@ global tracer provider exists, and looks the global providers up on every reques
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
 
 from shared import deadline, http_errors
-from shared.bodylimit import MIB, BodyLimit
+from shared.bodylimit import MIB, ASGIApp, BodyLimit, Receive, Scope, Send
 from shared.tracing import Tracing, TracingMiddleware
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Any, Any], Awaitable[None]]
 
 UNTRACED = ("/healthz", "/readyz", "/metrics")
 DEFAULT_BUDGET_S = 5.0
@@ -41,7 +38,7 @@ class RequestBudget:
         self._app = app
         self._seconds = seconds
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return

@@ -29,10 +29,14 @@ class CertificateFiles:
     def in_directory(cls, directory: Path) -> CertificateFiles:
         return cls(directory / CERT_FILE, directory / KEY_FILE, directory / CA_FILE)
 
-    def all_exist(self) -> bool:
-        return self.cert.exists() and self.key.exists() and self.ca.exists()
-
 
 def identity_directory(root: Path, identity: Identity) -> Path:
     """Where the development CA under `root` puts `identity`'s files."""
     return root / identity.kind / identity.name
+
+
+def issued_files(root: Path, identity: Identity) -> CertificateFiles | None:
+    """`identity`'s files if the development CA under `root` issued them, else None. The
+    folder appears with all its files at once (`files.write_once`)."""
+    directory = identity_directory(root, identity)
+    return CertificateFiles.in_directory(directory) if directory.exists() else None

@@ -30,6 +30,7 @@ from shared.security.layout import (
     KEY_FILE,
     CertificateFiles,
     identity_directory,
+    issued_files,
 )
 
 CA_DAYS = 3650
@@ -146,9 +147,10 @@ def ensure_authority(root: Path, trust_domain: str) -> Authority:
 
 def ensure_identity(root: Path, identity: Identity) -> CertificateFiles:
     """`identity`'s certificate files under `root`, issued by the development CA once."""
+    if (issued := issued_files(root, identity)) is not None:
+        return issued
     directory = identity_directory(root, identity)
-    if not directory.exists():
-        authority = ensure_authority(root, identity.trust_domain)
-        cert, key = issue(authority, identity)
-        write_once(directory, {CERT_FILE: cert, KEY_FILE: key, CA_FILE: authority.cert_pem})
+    authority = ensure_authority(root, identity.trust_domain)
+    cert, key = issue(authority, identity)
+    write_once(directory, {CERT_FILE: cert, KEY_FILE: key, CA_FILE: authority.cert_pem})
     return CertificateFiles.in_directory(directory)

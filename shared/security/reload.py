@@ -33,15 +33,14 @@ class Material:
     ca: bytes
 
 
-def load_material(files: CertificateFiles) -> Material:
-    """Read and check the files; ValueError when the key does not match the certificate,
-    when a file is not PEM, or when a file changed while being read.
+def load_material(files: CertificateFiles, stamp: Stamp) -> Material:
+    """Read and check the files, whose stamp was `stamp` before; ValueError when the key
+    does not match the certificate, when a file is not PEM, or when a file changed since.
 
     The check is OpenSSL's own (the `ssl` module loading the pair from the files), so a
     service needs no `cryptography` to reload its certificate. The bytes kept are those
     of the files OpenSSL checked: their stamp is the same before and after.
     """
-    stamp = read_stamp(files)
     material = Material(files.cert.read_bytes(), files.key.read_bytes(), files.ca.read_bytes())
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     try:
@@ -79,7 +78,7 @@ class ReloadingCertificate:
         self._clock = clock
         self._lock = threading.Lock()  # gRPC's handshake thread and the event loop both ask
         self._stamp = read_stamp(self.files)
-        self._material = load_material(files)
+        self._material = load_material(files, self._stamp)
         self._checked = clock()
         self.version = 1
 
@@ -92,7 +91,7 @@ class ReloadingCertificate:
             try:
                 stamp = read_stamp(self.files)
                 if stamp != self._stamp:
-                    material = load_material(self.files)
+                    material = load_material(self.files, stamp)
                     self._stamp, self._material = stamp, material
                     self.version += 1
                     log.info("reloaded the certificate in %s", self.files.cert)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from shared.security.identity import Identity, service_identity
-from shared.security.layout import CertificateFiles, identity_directory
+from shared.security.layout import CertificateFiles, issued_files
 from shared.security.reload import ReloadingCertificate
 
 
@@ -21,8 +21,7 @@ def certificate_files(
         return files
     if dev_root is None:
         raise SystemExit("mTLS is on but neither TLS_DIR nor TLS_DEV_ROOT is set")
-    issued = CertificateFiles.in_directory(identity_directory(dev_root, identity))
-    if issued.all_exist():
+    if (issued := issued_files(dev_root, identity)) is not None:
         return issued
     # Only the first start issues a certificate: only it loads `cryptography` (see layout.py).
     from shared.security.pki import ensure_identity
