@@ -7,7 +7,7 @@ sliding window, so a client cannot double its rate at a window's edge as with fi
 windows. Two counters per key, whatever the limit: a flood of distinct keys (addresses,
 made-up account names) costs little memory. `limits`' exact moving window keeps every
 hit's time instead, and its asyncio memory store sends each stored key to a worker
-thread on every expiry pass: 16 % of user_api's event-loop time per login.
+thread on every expiry pass: 16 % of the example front's event-loop time per login.
 
 Redis unreachable means the throttle lets requests through (and logs it): a throttle guards
 the service from abuse; it must not become the outage itself.

@@ -15,8 +15,8 @@ def free_port() -> int:
     Chosen below the kernel's ephemeral range: the servers a test starts with port 0 (the
     services' gRPC ports) and every outgoing connection take theirs from that range, and
     a port handed out here is not held until its process binds it. Taken from the range
-    itself, it was once given to a service binding port 0 in between (user_api then could
-    not listen). Never the same port twice in one test run.
+    itself, it was once given to a service binding port 0 in between (the HTTP front it was
+    meant for then could not listen). Never the same port twice in one test run.
     """
     candidates = range(_LOWEST, _ephemeral_low())
     for _ in range(100):
