@@ -154,6 +154,8 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
     stack = Stack(run_dir / "sqlite", url, env(args))
     try:
         stack.start()
+        time.sleep(IDLE_S)  # fresh: started, nothing served yet
+        fresh = {name: rss_mb(stack.pid(name)) for name in SERVICES}
         token = token_for(stack)
         time.sleep(IDLE_S)  # idle: past user_service's heap trim after the login's hash
         rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
@@ -174,6 +176,7 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             "me": me,
             "login": login,
             "idle_rss_mb": rss,
+            "fresh_rss_mb": fresh,
             "idle_pss_mb": pss,
             "soak_c64": soak,
         }

@@ -78,6 +78,8 @@ def print_table(results: dict[str, Any]) -> None:
         print(f"{'  login errors':<34}{login['errors']:10d}")
     for name, mb in sqlite["idle_rss_mb"].items():
         print(_row(f"idle RSS {name}", mb, None, "MB", "<=80"))
+    for name, mb in sqlite.get("fresh_rss_mb", {}).items():
+        print(_row(f"fresh RSS {name}", mb, None, "MB", "<=80"))
     for name, mb in sqlite.get("idle_pss_mb", {}).items():
         print(_row(f"idle PSS {name}", mb, None, "MB", ""))
     soak = sqlite["soak_c64"] or {"seconds": 0, "rps": 0.0, "errors": 0}

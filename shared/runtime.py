@@ -73,6 +73,7 @@ class Runtime(Generic[S]):
             settings.service_name,
             version=settings.service_version,
             environment=settings.environment,
+            flush_timeout_s=settings.tracing_flush_s,
         )
         stack.push_async_callback(tracing.stop)  # flushes the spans still buffered
         username, password = settings.etcd_login()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,12 @@ class MariaDBServer(TypedDict):
 
 
 MARIADB: MariaDBServer = {"host": "127.0.0.1", "port": 3306, "user": "root", "password": ""}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # No collector runs beside the tests: a runtime built in this process stops without
+    # waiting for its spans to reach one (TRACING_FLUSH_S, 2 s by default).
+    os.environ.setdefault("TRACING_FLUSH_S", "0.05")
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -73,6 +73,7 @@ async def run(settings: UserServiceSettings) -> None:
         hashing = IdleTrim()  # Argon2 on one thread per core; its memory back when idle
         app.on_stop(hashing.close)
         logic = UserLogic(users, hasher, hashing)
+        await logic.prepare()
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Publishes the outbox (user.created, written with each new user); its stream is
         # declared here, as this replica may relay what another one wrote.

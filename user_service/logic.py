@@ -72,14 +72,25 @@ class UserLogic:
         self._users = users
         self._hasher = hasher
         self._hashing = hashing or IdleTrim()
-        self._dummy_hash = hasher.hash("not a password anyone has")
+        self._dummy_hash: str | None = None
+
+    async def prepare(self) -> None:
+        """Make the dummy hash before serving. On the hashing threads, not the loop: an
+        Argon2 hash made anywhere else would keep its 19 MiB in the heap until the first
+        login (user_service idled at 115 MB instead of 97)."""
+        await self._dummy()
+
+    async def _dummy(self) -> str:
+        if self._dummy_hash is None:
+            self._dummy_hash = await self._hashing.run(self._hasher.hash, "not a password")
+        return self._dummy_hash
 
     async def verify_credentials(self, name: str, password: str) -> User:
         if not name or not password or len(password) > _MAX_PASSWORD:
             raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         stored = await self._users.by_name(name)
         matches = await self._hashing.run(
-            self._verify, stored.password_hash if stored else self._dummy_hash, password
+            self._verify, stored.password_hash if stored else await self._dummy(), password
         )
         if stored is None or not matches:
             raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")

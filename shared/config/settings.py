@@ -61,6 +61,9 @@ class ServiceSettings(BaseSettings):
     # gRPC server reflection (what `micro call` and the gateway use): None means on in
     # development and test, off in production.
     reflection_enabled: bool | None = None
+    # At stop, buffered spans are exported for at most this long, then dropped: a collector
+    # that is down must not hold the stop (the OTLP exporter's retries alone take 7 s).
+    tracing_flush_s: float = Field(2.0, ge=0, le=60)
     log_level: str = "INFO"
     log_json: bool | None = None
     # Ask config_service for this app's settings at start-up and follow its changes.

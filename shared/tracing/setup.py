@@ -8,7 +8,9 @@ that the service passes down to its server, client, broker and engine.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import threading
 import uuid
 
 from opentelemetry import trace
@@ -19,6 +21,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
 
 TRACER_NAME = "shared.tracing"
 
+log = logging.getLogger(__name__)
+
 
 class Tracing:
     """What the kit's instrumentation needs: a tracer, and whether to do anything at all.
@@ -28,7 +32,16 @@ class Tracing:
     as it is instead of asking the SDK for a span it would throw away.
     """
 
-    __slots__ = ("_closed", "enabled", "provider", "service_name", "skip_unsampled", "tracer")
+    __slots__ = (
+        "_closed",
+        "_exporter",
+        "enabled",
+        "flush_timeout_s",
+        "provider",
+        "service_name",
+        "skip_unsampled",
+        "tracer",
+    )
 
     def __init__(
         self,
@@ -37,12 +50,16 @@ class Tracing:
         *,
         service_name: str,
         skip_unsampled: bool,
+        exporter: SpanExporter | None = None,
+        flush_timeout_s: float = 2.0,
     ) -> None:
         self.tracer = tracer
         self.provider = provider
         self.enabled = provider is not None
         self.service_name = service_name
         self.skip_unsampled = skip_unsampled
+        self.flush_timeout_s = flush_timeout_s
+        self._exporter = exporter
         self._closed = False
 
     @classmethod
@@ -57,11 +74,33 @@ class Tracing:
         return self.provider.force_flush(int(timeout_s * 1000))
 
     def shutdown(self) -> None:
-        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `stop`."""
+        """Flush and stop the exporter; idempotent. Blocks: inside an event loop use `stop`.
+
+        The flush lasts at most `flush_timeout_s` (given an exporter): then the exporter is
+        shut, which ends its retries and drops the spans left. Without that bound, a
+        collector that is down holds the stop for the OTLP exporter's retries (about 7 s).
+        """
         if self.provider is None or self._closed:
             return
         self._closed = True
-        self.provider.shutdown()
+        give_up = None
+        if self._exporter is not None:
+            give_up = threading.Timer(self.flush_timeout_s, self._give_up, (self._exporter,))
+            give_up.daemon = True
+            give_up.start()
+        try:
+            self.provider.shutdown()
+        finally:
+            if give_up is not None:
+                give_up.cancel()
+
+    def _give_up(self, exporter: SpanExporter) -> None:
+        log.warning(
+            "tracing: spans not exported within %g s of the stop are dropped (is the collector"
+            " down?)",
+            self.flush_timeout_s,
+        )
+        exporter.shutdown()
 
     # The exporter's gRPC call is blocking and may target a receiver served by this very
     # loop (tests, a sidecar in-process): waiting for it on the loop would deadlock.
@@ -79,6 +118,7 @@ def setup_tracing(
     sampler: Sampler | None = None,
     exporter: SpanExporter | None = None,
     set_global: bool = False,
+    flush_timeout_s: float = 2.0,
 ) -> Tracing:
     """Build the tracer provider for one service process.
 
@@ -87,7 +127,8 @@ def setup_tracing(
     `service_name`; `OTEL_TRACES_SAMPLER`/`_ARG` choose the sampler unless `sampler` is
     given (default `parentbased_always_on`); `OTEL_EXPORTER_OTLP_ENDPOINT` (and the other
     `OTEL_EXPORTER_OTLP_*` and `OTEL_BSP_*` variables) configure the exporter unless
-    `endpoint` or `exporter` is given.
+    `endpoint` or `exporter` is given. At stop, the spans still buffered are exported for
+    at most `flush_timeout_s`.
 
     The provider is not made the OpenTelemetry global one unless `set_global` (first call
     per process only): the kit passes the handle down, and a global provider switches on
@@ -124,6 +165,8 @@ def setup_tracing(
         provider,
         service_name=name,
         skip_unsampled=_drops_unsampled_children(provider.sampler),
+        exporter=exporter,
+        flush_timeout_s=flush_timeout_s,
     )
 
 

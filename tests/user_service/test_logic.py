@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from argon2 import PasswordHasher
 
 from shared import db
 from shared.errors import Reason, ServiceError
+from shared.memory import IdleTrim
 from shared.sqlite_reads import SqliteReads
 from user_service.errors import INVALID_CREDENTIALS
 from user_service.logic import UserLogic
 from user_service.repository import SqlUserRepository, ensure_schema
 
+T = TypeVar("T")
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 
 
@@ -128,3 +131,36 @@ async def test_an_id_given_by_the_caller_is_never_handed_out_again(logic: UserLo
     allocated = [await logic.create_user(None, f"next{n}", "s3cret!") for n in range(2)]
 
     assert [user.id for user in allocated] == [10006, 10007]
+
+
+class CountingTrim(IdleTrim):
+    """IdleTrim that counts the jobs it runs (each one's memory goes back when idle)."""
+
+    def __init__(self) -> None:
+        super().__init__(threads=1)
+        self.jobs: list[str] = []
+
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        self.jobs.append(getattr(fn, "__name__", "?"))
+        return await super().run(fn, *args)
+
+
+async def test_the_dummy_hash_is_made_on_the_trimmed_threads_before_serving(
+    tmp_path: Path,
+) -> None:
+    # Made anywhere else, Argon2's 19 MiB of scratch memory stay in the heap until a login.
+    url = f"sqlite:///{tmp_path}/users.db"
+    engine = db.create_engine(url)
+    await ensure_schema(engine)
+    trim = CountingTrim()
+    logic = UserLogic(SqlUserRepository(db.session_factory(engine)), FAST_HASHER, trim)
+    try:
+        await logic.prepare()
+        assert trim.jobs == ["hash"]
+        with pytest.raises(ServiceError) as caught:
+            await logic.verify_credentials("nobody", "123")
+        assert caught.value.reason is INVALID_CREDENTIALS
+        assert trim.jobs == ["hash", "_verify"]  # the unknown user costs one verification
+    finally:
+        await trim.close()
+        await engine.dispose()

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import shared.tracing
+from shared.testing import free_port
 from shared.tracing import client_span, setup_tracing
 
 
@@ -143,3 +145,30 @@ def test_set_global_registers_once(monkeypatch: pytest.MonkeyPatch) -> None:
         "t.shutdown(); u.shutdown()\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_collector_that_is_down_holds_the_stop_no_longer_than_the_flush_budget() -> None:
+    # Nothing listens there: the OTLP exporter retries for about 7 s unless it is cut short.
+    tracing = setup_tracing(
+        "svc",
+        version="1",
+        environment="dev",
+        endpoint=f"http://127.0.0.1:{free_port()}",
+        flush_timeout_s=0.3,
+    )
+    with client_span(tracing, "user", "Get", "/user.v1.UserService/Get", "h:1"):
+        pass
+    started = time.monotonic()
+    tracing.shutdown()
+    assert time.monotonic() - started < 2.5
+
+
+def test_spans_buffered_at_the_stop_are_exported_within_the_budget() -> None:
+    exporter = InMemorySpanExporter()
+    tracing = setup_tracing(
+        "svc", version="1", environment="dev", exporter=exporter, flush_timeout_s=5
+    )
+    with client_span(tracing, "user", "Get", "/user.v1.UserService/Get", "h:1"):
+        pass
+    tracing.shutdown()
+    assert [span.name for span in exporter.get_finished_spans()] == ["user.v1.UserService/Get"]
