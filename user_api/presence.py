@@ -5,8 +5,6 @@ node has no gRPC endpoints, and metadata `protocol=http`.
 
 from __future__ import annotations
 
-import time
-import uuid
 from typing import Any
 
 from shared.registry import ServiceNode
@@ -20,16 +18,11 @@ class HttpPresence:
     def __init__(self, runtime: Runtime[Any], host: str, port: int) -> None:
         settings = runtime.settings
         self._registry = runtime.registry
-        self._node = ServiceNode(
-            name=settings.service_name,
-            id=f"{settings.service_name}-{uuid.uuid4().hex[:12]}",
-            address=f"{advertised_host(host, settings.advertise_host)}:{port}",
+        self._node = ServiceNode.new(
+            settings.service_name,
+            f"{advertised_host(host, settings.advertise_host)}:{port}",
             version=settings.service_version,
-            metadata={
-                "protocol": "http",
-                "dependencies": settings.dependencies,
-                "registered_at": f"{time.time():.3f}",
-            },
+            metadata={"protocol": "http", "dependencies": settings.dependencies},
         )
 
     async def start(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +21,27 @@ class ServiceNode:
     # Fully qualified gRPC services this node serves, e.g. "user.v1.UserService".
     endpoints: tuple[str, ...] = ()
     metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def new(
+        cls,
+        name: str,
+        address: str,
+        *,
+        version: str,
+        endpoints: tuple[str, ...] = (),
+        metadata: Mapping[str, str] | None = None,
+    ) -> ServiceNode:
+        """A node for a server starting now: a fresh id, and `registered_at` in its metadata
+        (wall clock, unix seconds) for views of the system."""
+        return cls(
+            name=name,
+            id=f"{name}-{uuid.uuid4().hex[:12]}",
+            address=address,
+            version=version,
+            endpoints=endpoints,
+            metadata={**(metadata or {}), "registered_at": f"{time.time():.3f}"},
+        )
 
     def to_json(self) -> bytes:
         return json.dumps(

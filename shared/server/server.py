@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -149,14 +147,12 @@ class GrpcServer:
             )
         await self._health.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._server.start()
-        self.node = ServiceNode(
-            name=self.name,
-            id=f"{self.name}-{uuid.uuid4().hex[:12]}",
-            address=f"{advertised_host(self._host, self._advertise_host)}:{port}",
+        self.node = ServiceNode.new(
+            self.name,
+            f"{advertised_host(self._host, self._advertise_host)}:{port}",
             version=self._version,
             endpoints=tuple(self._services),
-            # When it started serving, for views of the system; wall clock, unix seconds.
-            metadata={**self._metadata, "registered_at": f"{time.time():.3f}"},
+            metadata=self._metadata,
         )
         log.info("%s listening on %s", self.name, self.node.address)
         return self.node
