@@ -14,7 +14,8 @@ A unary call runs, outermost first:
 
 A link is `Callable[[Handler], Handler]`, a handler the grpc.aio behaviour
 `(request, context) -> awaitable`. A server stream gets tracing, policy, deadline and
-errors; client and bidirectional streams get tracing and policy only. One interceptor
+errors, and ends when the server stops (shared.server.streams); client and bidirectional
+streams get tracing and policy only. One interceptor
 composes the chain once per method and keeps it.
 """
 
@@ -30,6 +31,7 @@ from shared.security.policy import Policy
 from shared.server import links
 from shared.server.links import Handler, ServerMiddleware
 from shared.server.shedding import Admission, shedding
+from shared.server.streams import OpenStreams
 from shared.tracing import Tracing, server_tracing
 
 # How long a queued call without a deadline (and no default) may wait for a slot.
@@ -92,8 +94,11 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
         admissions: Mapping[str, Admission] | None = None,
         default_admission: Admission | None = None,
         default_deadline_s: float | None = None,
+        streams: OpenStreams | None = None,
     ) -> None:
         self._tracing = tracing
+        # Server streams in progress, which the server ends when it stops.
+        self.streams = streams or OpenStreams()
         self._middleware = list(middleware)
         self._policy = policy
         self._admissions = dict(admissions or {})
@@ -136,7 +141,7 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
             return behavior if policy is None else links.policy_guard(policy, method, behavior)
 
         if handler.unary_stream is not None:
-            guarded = links.guard_stream(handler.unary_stream)
+            guarded = self.streams.ending_at_stop(links.guard_stream(handler.unary_stream))
             return handler._replace(unary_stream=trace(checked(guarded)))
         if handler.stream_unary is not None:
             return handler._replace(stream_unary=trace(checked(handler.stream_unary)))

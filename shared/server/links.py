@@ -156,20 +156,34 @@ def errors(next: Handler) -> Handler:
     return mapped
 
 
-def guard_stream(behavior: StreamHandler) -> StreamHandler:
-    """The deadline and error links for a server stream, in one async generator."""
+def guard_stream(behavior: Any) -> Any:
+    """The deadline and error links for a server stream: an async generator stays one, a
+    coroutine that writes with `context.write` (grpc's health Watch) stays one."""
 
-    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+    if inspect.isasyncgenfunction(behavior):
+
+        async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+            with deadlines.budget(context.time_remaining()):
+                try:
+                    async for item in behavior(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as error:
+                    await abort(context, error)
+
+        return guarded
+
+    async def written(request: Any, context: Context) -> Any:
         with deadlines.budget(context.time_remaining()):
             try:
-                async for item in behavior(request, context):
-                    yield item
+                return await behavior(request, context)
             except grpc.aio.AbortError:
                 raise
             except Exception as error:
                 await abort(context, error)
 
-    return guarded
+    return written
 
 
 async def abort(context: Context, error: Exception) -> None:

@@ -102,6 +102,7 @@ class GrpcServer:
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
         ]
+        self._streams = chain.streams
         self._server = grpc.aio.server(
             interceptors=[*interceptors, chain],
             options=options,
@@ -166,6 +167,8 @@ class GrpcServer:
             await self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
 
     async def stop(self) -> None:
-        """NOT_SERVING, then finish the calls in flight for up to `drain_s`."""
+        """NOT_SERVING, end the server streams, then finish the calls in flight for up to
+        `drain_s`."""
         await self._health.enter_graceful_shutdown()
+        self._streams.end_all()  # their callers subscribe again on another node
         await self._server.stop(self._drain_s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -86,3 +87,33 @@ async def test_the_seed_never_overwrites_a_configuration_an_operator_changed(
     process.stop()
 
     assert await fetch_config(client, "user_api", timeout=5) == {"request_budget_s": 9}
+
+
+async def test_a_replica_that_stops_ends_its_watches_and_they_follow_another_at_once(
+    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    watched = start_service("config_service")
+    await wait_for_nodes(registry, "config_service", 1)
+    selector = Selector(registry)
+    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
+    changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    watcher = ConfigWatcher(client, "user_api", changes.put_nowait)
+    watcher.start()
+    try:
+        await asyncio.wait_for(changes.get(), 5)  # watching the only replica
+        start_service("config_service")
+        await wait_for_nodes(registry, "config_service", 2)
+
+        started = time.monotonic()
+        watched.signal(signal.SIGTERM)
+        await asyncio.to_thread(watched.wait, 10)
+        # Not its 5 s drain: the watch ended at once, and its caller moved on.
+        assert time.monotonic() - started < 3
+        etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 2.5}')
+        changed = await asyncio.wait_for(changes.get(), 5)
+    finally:
+        await watcher.stop()
+        await client.stop()
+        await selector.stop()
+
+    assert changed == {"request_budget_s": 2.5}
