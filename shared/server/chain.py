@@ -15,8 +15,8 @@ A unary call runs, outermost first:
 A link is `Callable[[Handler], Handler]`, a handler the grpc.aio behaviour
 `(request, context) -> awaitable`. A server stream gets tracing, policy, deadline and
 errors, and ends when the server stops (shared.server.streams); client and bidirectional
-streams get tracing and policy only. One interceptor
-composes the chain once per method and keeps it.
+streams get tracing and policy only. One interceptor composes the chain once per method
+and keeps it.
 """
 
 from __future__ import annotations
@@ -94,11 +94,10 @@ class ChainInterceptor(grpc.aio.ServerInterceptor):
         admissions: Mapping[str, Admission] | None = None,
         default_admission: Admission | None = None,
         default_deadline_s: float | None = None,
-        streams: OpenStreams | None = None,
     ) -> None:
         self._tracing = tracing
         # Server streams in progress, which the server ends when it stops.
-        self.streams = streams or OpenStreams()
+        self.streams = OpenStreams()
         self._middleware = list(middleware)
         self._policy = policy
         self._admissions = dict(admissions or {})

@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Awaitable[Any]]
-StreamHandler = Callable[[Any, Context], AsyncIterator[Any]]
 ServerMiddleware = Callable[[Handler], Handler]
 
 

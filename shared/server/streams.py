@@ -30,9 +30,6 @@ class OpenStreams:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
 
-    def __len__(self) -> int:
-        return len(self._tasks)
-
     def end_all(self) -> None:
         """End every stream now, and any that starts from now on before it runs."""
         self._ending = True
