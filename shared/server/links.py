@@ -6,10 +6,12 @@ A handler is the grpc.aio behaviour `(request, context) -> awaitable response`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import grpc
@@ -25,6 +27,8 @@ log = logging.getLogger(__name__)
 Context = grpc.aio.ServicerContext[Any, Any]
 Handler = Callable[[Any, Context], Awaitable[Any]]
 ServerMiddleware = Callable[[Handler], Handler]
+# What runs around a streaming behaviour, given the call's context.
+StreamGuard = Callable[[Context], AbstractAsyncContextManager[object]]
 
 
 def metrics(method: str) -> ServerMiddleware:
@@ -78,30 +82,38 @@ def policy(policy: Policy, method: str) -> ServerMiddleware:
     return link
 
 
-def policy_guard(policy: Policy, method: str, behavior: Any) -> Any:
-    """The policy check for a streaming behaviour, before its first message: an async
-    generator stays one (grpc.aio iterates it), a coroutine stays one."""
-
-    async def check(context: Context) -> None:
-        try:
-            policy.authorize(method, context)
-        except ServiceError as error:
-            await abort(context, error)
-
+def around_streaming(behavior: Any, guard: StreamGuard) -> Any:
+    """A streaming `behavior` run inside `guard(context)`, in the form it has: an async
+    generator stays one (grpc.aio iterates it), a coroutine that writes with
+    `context.write` (grpc's health Watch) stays one."""
     if inspect.isasyncgenfunction(behavior):
 
         async def streamed(request: Any, context: Context) -> AsyncIterator[Any]:
-            await check(context)
-            async for item in behavior(request, context):
-                yield item
+            async with guard(context):
+                async for item in behavior(request, context):
+                    yield item
 
         return streamed
 
     async def awaited(request: Any, context: Context) -> Any:
-        await check(context)
-        return await behavior(request, context)
+        async with guard(context):
+            return await behavior(request, context)
 
     return awaited
+
+
+def policy_guard(policy: Policy, method: str, behavior: Any) -> Any:
+    """The policy check for a streaming behaviour, before its first message."""
+
+    @contextlib.asynccontextmanager
+    async def authorized(context: Context) -> AsyncIterator[None]:
+        try:
+            policy.authorize(method, context)
+        except ServiceError as error:
+            await abort(context, error)
+        yield
+
+    return around_streaming(behavior, authorized)
 
 
 def deadline(next: Handler) -> Handler:
@@ -156,33 +168,19 @@ def errors(next: Handler) -> Handler:
 
 
 def guard_stream(behavior: Any) -> Any:
-    """The deadline and error links for a server stream: an async generator stays one, a
-    coroutine that writes with `context.write` (grpc's health Watch) stays one."""
+    """The deadline and error links for a server stream."""
+    return around_streaming(behavior, _deadline_and_errors)
 
-    if inspect.isasyncgenfunction(behavior):
 
-        async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
-            with deadlines.budget(context.time_remaining()):
-                try:
-                    async for item in behavior(request, context):
-                        yield item
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as error:
-                    await abort(context, error)
-
-        return guarded
-
-    async def written(request: Any, context: Context) -> Any:
-        with deadlines.budget(context.time_remaining()):
-            try:
-                return await behavior(request, context)
-            except grpc.aio.AbortError:
-                raise
-            except Exception as error:
-                await abort(context, error)
-
-    return written
+@contextlib.asynccontextmanager
+async def _deadline_and_errors(context: Context) -> AsyncIterator[None]:
+    with deadlines.budget(context.time_remaining()):
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except Exception as error:
+            await abort(context, error)
 
 
 async def abort(context: Context, error: Exception) -> None:
