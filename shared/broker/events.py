@@ -26,7 +26,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from google.protobuf.message import Message
 
@@ -34,6 +34,9 @@ from shared.broker import streams, subjects
 from shared.broker.outbox import new_event_id
 from shared.broker.protocol import STREAM_HEADER, Broker, Event
 from shared.proto.micro.v1 import options_pb2
+
+if TYPE_CHECKING:
+    from shared.broker.settings import BrokerSettings
 
 M = TypeVar("M", bound=Message)
 
@@ -92,6 +95,31 @@ def _read_spec(message_type: type[Message]) -> EventSpec:
 def subject_of(message_type: type[Message]) -> str:
     """The subject to subscribe to for `message_type` (its stream is declared on the way)."""
     return event_spec(message_type).subject
+
+
+def subscription_target(
+    subject: str | type[Message], queue: str, *, durable: bool, settings: BrokerSettings
+) -> tuple[str, str | None]:
+    """What every broker checks before it subscribes, so that the in-memory one refuses
+    what NATS would: the subject (an event type's own, or a valid pattern), the queue group
+    (one token), and for a durable subscription the stream that holds the subject.
+
+    Returns the subject and that stream (None when not durable); raises ValueError."""
+    if not isinstance(subject, str):
+        subject = subject_of(subject)
+    if not subjects.is_valid(subject, wildcards=True):
+        raise ValueError(f"invalid subject to subscribe to: {subject!r}")
+    if not queue or not subjects.is_valid(queue, wildcards=False) or "." in queue:
+        raise ValueError(f"invalid queue group: {queue!r}")
+    if not durable:
+        return subject, None
+    stream = subjects.find_stream(streams.known_streams(settings), subject)
+    if stream is None:
+        raise ValueError(
+            f"no stream holds {subject!r}: durable subscription impossible "
+            "(subscribe by event type, whose declaration names its stream)"
+        )
+    return subject, stream
 
 
 def now_ms() -> int:

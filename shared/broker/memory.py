@@ -17,13 +17,12 @@ from dataclasses import dataclass, field
 from google.protobuf.message import Message
 
 from shared.broker import subjects
-from shared.broker.events import subject_of
+from shared.broker.events import subscription_target
 from shared.broker.metrics import BrokerMetrics, default_metrics
 from shared.broker.outbox import OutboxPublisher, Outgoing
 from shared.broker.protocol import Event, Handler, PublishHook
 from shared.broker.settings import BrokerSettings
 from shared.broker.spool import make_outbox
-from shared.broker.streams import known_streams
 
 log = logging.getLogger(__name__)
 
@@ -85,12 +84,7 @@ class MemoryBroker(OutboxPublisher):
         queue: str,
         durable: bool = True,
     ) -> None:
-        if not isinstance(subject, str):
-            subject = subject_of(subject)
-        if not subjects.is_valid(subject, wildcards=True):
-            raise ValueError(f"invalid subject to subscribe to: {subject!r}")
-        if durable and subjects.find_stream(known_streams(self._settings), subject) is None:
-            raise ValueError(f"no stream holds {subject!r}: durable subscription impossible")
+        subject, _ = subscription_target(subject, queue, durable=durable, settings=self._settings)
         key = (subject, queue, durable)
         group = self._groups.setdefault(key, _Group(subject, queue, durable))
         group.members.append(handler)

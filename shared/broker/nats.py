@@ -23,7 +23,7 @@ from nats.aio.client import Client, Server
 from shared import backoff
 from shared.broker import subjects
 from shared.broker.core_nats import CoreSubscription
-from shared.broker.events import subject_of
+from shared.broker.events import subscription_target
 from shared.broker.jetstream import DurableSubscription
 from shared.broker.metrics import BrokerMetrics, default_metrics
 from shared.broker.outbox import OutboxPublisher, Outgoing, TransientError
@@ -95,25 +95,16 @@ class NatsBroker(OutboxPublisher):
         queue: str,
         durable: bool = True,
     ) -> None:
-        if not isinstance(subject, str):
-            subject = subject_of(subject)
-        if not subjects.is_valid(subject, wildcards=True):
-            raise ValueError(f"invalid subject to subscribe to: {subject!r}")
-        if not queue or not subjects.is_valid(queue, wildcards=False) or "." in queue:
-            raise ValueError(f"invalid queue group: {queue!r}")
-        if not durable:
+        subject, stream = subscription_target(
+            subject, queue, durable=durable, settings=self._settings
+        )
+        if stream is None:
             core = CoreSubscription(subject, queue, handler, self._metrics)
             self._core.append(core)
             async with self._lock:
                 if self.connected:
                     await core.subscribe(self._nc)
             return
-        stream = subjects.find_stream(known_streams(self._settings), subject)
-        if stream is None:
-            raise ValueError(
-                f"no stream holds {subject!r}: durable subscription impossible "
-                "(subscribe by event type, whose declaration names its stream)"
-            )
         durable_sub = DurableSubscription(
             self._js,
             stream=stream,

@@ -204,6 +204,10 @@ async def test_mistakes_raise_at_once(make_broker: MakeBroker) -> None:
         await broker.publish("user.*", b"")
     with pytest.raises(ValueError, match="invalid subject"):
         await broker.subscribe("user..x", Collector(), queue="api", durable=False)
+    # As NATS refuses it: a fake that took it would let a mistake pass every unit test.
+    for queue in ("", "a.b", "a b"):
+        with pytest.raises(ValueError, match="invalid queue group"):
+            await broker.subscribe("user.logged_in", Collector(), queue=queue)
 
 
 async def test_closing_sends_what_is_queued_and_drops_and_counts_the_rest(
