@@ -92,6 +92,7 @@ class Runtime(Generic[S]):
             namespace = f"micro:{settings.service_name}"
             storage = redis_storage_factory(settings.breaker_redis_url, namespace)
         breakers = Breakers(storage_factory=storage)
+        stack.push_async_callback(breakers.close)
         certificate = None
         if settings.mtls:
             # A thread: the first start writes the development CA and the certificate.

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from shared.breaker.command import Command, Fallback, IsFailure, default_is_failure
 from shared.breaker.metrics import BreakerMetrics, default_metrics
 from shared.breaker.settings import DEFAULT_KEY, BreakerSettings, resolve
-from shared.breaker.storage import StorageFactory, memory_storage
+from shared.breaker.shared_state import SharedState
+from shared.breaker.storage import StorageFactory
+
+logger = logging.getLogger(__name__)
 
 
 class Breakers:
@@ -21,8 +29,10 @@ class Breakers:
     `metrics=None` uses one `BreakerMetrics` on prometheus_client's global registry, shared
     by every `Breakers` of the process (the gauges then show the last one made per command);
     pass your own to use another registry.
-    `sync_interval_s` is how often a command re-reads shared storage (Redis) to notice a
-    circuit opened or closed by another replica; memory storage is never re-read.
+    With a `storage_factory` (Redis), the circuits are shared with the other replicas:
+    each command's changes are written behind it, and every `sync_interval_s` a task reads
+    the circuits another replica opened or closed (`shared.breaker.shared_state`). Make
+    the commands on the event loop, and `close()` when done.
     """
 
     def __init__(
@@ -41,10 +51,12 @@ class Breakers:
         self._settings: dict[str, BreakerSettings] = {}
         self._commands: dict[str, Command] = {}
         self._clock = clock
-        self._storage_factory = storage_factory or memory_storage
+        self._storage_factory = storage_factory
         self._is_failure = is_failure
         self._metrics = default_metrics() if metrics is None else metrics
         self._sync_interval_s = sync_interval_s
+        self._worker: ThreadPoolExecutor | None = None
+        self._following: asyncio.Task[None] | None = None
 
     def command(self, name: str) -> Command:
         command = self._commands.get(name)
@@ -53,12 +65,48 @@ class Breakers:
                 name,
                 self.settings_for(name),
                 clock=self._clock,
-                storage=self._storage_factory(name),
+                shared=self._shared_state(name),
                 is_failure=self._is_failure,
                 metrics=self._metrics,
-                sync_interval_s=self._sync_interval_s,
             )
         return command
+
+    def _shared_state(self, name: str) -> SharedState | None:
+        if self._storage_factory is None:
+            return None
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="breaker-state")
+        if self._following is None:
+            self._following = asyncio.get_running_loop().create_task(
+                self._follow_forever(), name="breaker-state"
+            )
+        return SharedState(name, functools.partial(self._storage_factory, name), self._worker)
+
+    async def follow_shared(self) -> None:
+        """Take every circuit state the other replicas changed; the task that the first
+        shared command starts does this once per sync interval."""
+        shared = [command for command in self._commands.values() if command.is_shared]
+        await asyncio.gather(*(command.follow_shared() for command in shared))
+
+    async def _follow_forever(self) -> None:
+        while True:
+            try:
+                await self.follow_shared()
+            except Exception:
+                logger.exception("breakers: reading the shared circuit states failed")
+            await asyncio.sleep(self._sync_interval_s)
+
+    async def close(self) -> None:
+        """Stop reading the shared states. What is still queued for the shared storage is
+        written before the process exits (each write bounded by the storage's timeout)."""
+        if self._following is not None:
+            self._following.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._following
+            self._following = None
+        if self._worker is not None:
+            self._worker.shutdown(wait=False)
+            self._worker = None
 
     def set_fallback(self, name: str, fallback: Fallback | None) -> None:
         """Serve `await fallback(error)` instead of failing; `None` removes it."""

@@ -1,9 +1,10 @@
 """A circuit's state, kept by pybreaker and moved on Hystrix's terms.
 
-pybreaker owns the state machine, its listeners and its storage (which may be shared through
-Redis). It counts consecutive failures and its `call()` blocks, so the kit never uses
-`call()`: the state is read from a local copy that a pybreaker listener keeps current, and
-changed through `open()`, `half_open()` and `close()`, which never wait on anything.
+pybreaker owns the state machine and its listeners, on its memory storage. It counts
+consecutive failures and its `call()` blocks, so the kit never uses `call()`: the state is
+read from a local copy that a pybreaker listener keeps current, and changed through
+`open()`, `half_open()` and `close()`, which never wait on anything. A circuit shared with
+other replicas mirrors its changes through `SharedState`, off the event loop.
 """
 
 from __future__ import annotations
@@ -12,8 +13,11 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pybreaker
+
+from shared.breaker.shared_state import SharedState
 
 CLOSED = pybreaker.STATE_CLOSED
 OPEN = pybreaker.STATE_OPEN
@@ -41,12 +45,12 @@ class Circuit:
 
     __slots__ = (
         "_breaker",
+        "_changes",
+        "_following",
         "_name",
         "_on_close",
-        "_storage",
-        "_sync_interval_s",
-        "next_sync",
         "opened_at",
+        "shared",
         "sleep_s",
         "state",
         "trial_in_flight",
@@ -55,30 +59,27 @@ class Circuit:
     def __init__(
         self,
         name: str,
-        storage: pybreaker.CircuitBreakerStorage,
         *,
         sleep_s: float,
-        now: float,
         on_close: Callable[[], None],
-        sync_interval_s: float,
+        shared: SharedState | None = None,
     ) -> None:
         self._name = name
-        self._storage = storage
         self._on_close = on_close
-        self._sync_interval_s = sync_interval_s
+        self.shared = shared
+        # Local changes so far: a shared state read before one of them is out of date.
+        self._changes = 0
+        self._following = False
         self.sleep_s = sleep_s
         self.trial_in_flight = False
         self._breaker = pybreaker.CircuitBreaker(
             name=name,
-            state_storage=storage,
+            state_storage=pybreaker.CircuitMemoryStorage(CLOSED),
             reset_timeout=sleep_s,
             listeners=[_StateListener(self)],
         )
-        # Memory storage changes only through this object, so only shared storage is re-read.
-        shared = not isinstance(storage, pybreaker.CircuitMemoryStorage)
-        self.next_sync = now + sync_interval_s if shared else math.inf
-        self.state: str = self._breaker.current_state
-        self.opened_at = now - self._open_age() if self.state == OPEN else -math.inf
+        self.state: str = CLOSED
+        self.opened_at = -math.inf
 
     def set_sleep_window(self, sleep_s: float) -> None:
         self.sleep_s = self._breaker.reset_timeout = sleep_s
@@ -110,23 +111,35 @@ class Circuit:
         """Whole seconds left of the sleep window, at least 1 (also while a trial runs)."""
         return float(max(1, math.ceil(self.opened_at + self.sleep_s - now)))
 
-    def sync(self, now: float) -> None:
-        """Pick up a state change made by another replica through shared storage."""
-        self.next_sync = now + self._sync_interval_s
-        was = self.state
-        # Reading `.state` makes pybreaker notice the change and tell our listener.
-        if self._breaker.state.name == OPEN and was != OPEN:
-            self.opened_at = now - self._open_age()
-
-    def _open_age(self) -> float:
-        # Shared storage stamps the opening in wall-clock seconds; convert to our clock.
-        opened_at = self._storage.opened_at
-        if opened_at is None:
-            return 0.0
-        return max(0.0, time.time() - opened_at.timestamp())
+    async def follow_shared(self, clock: Callable[[], float]) -> None:
+        """Take the state another replica left in shared storage, if it differs."""
+        if self.shared is None:
+            return
+        changes = self._changes
+        found = await self.shared.read()
+        if found is None or changes != self._changes or found[0] == self.state:
+            return
+        state, opened_at = found
+        self._following = True
+        try:
+            if state == OPEN:
+                # Shared storage stamps the opening in wall-clock seconds: on our clock,
+                # the other replica's sleep window ends when it ends there.
+                age = 0.0 if opened_at is None else time.time() - opened_at.timestamp()
+                self.opened_at = clock() - max(0.0, age)
+                self._breaker.open()
+            elif state == HALF_OPEN:
+                self._breaker.half_open()
+            else:
+                self._breaker.close()
+        finally:
+            self._following = False
 
     def _on_state_change(self, state: str) -> None:
         self.state = state
+        if self.shared is not None and not self._following:
+            self._changes += 1
+            self.shared.write(state, datetime.now(UTC) if state == OPEN else None)
         if state == CLOSED:
             self._on_close()
         log = logger.warning if state == OPEN else logger.info

@@ -12,12 +12,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-import pybreaker
-
 from shared.breaker.circuit import CLOSED, Circuit
 from shared.breaker.metrics import NO_METRICS, BreakerMetrics
 from shared.breaker.settings import BreakerSettings
-from shared.breaker.storage import memory_storage
+from shared.breaker.shared_state import SharedState
 from shared.breaker.window import (
     BUSINESS_ERROR,
     FAILURE,
@@ -66,11 +64,10 @@ class Command:
         settings: BreakerSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        storage: pybreaker.CircuitBreakerStorage | None = None,
+        shared: SharedState | None = None,
         is_failure: IsFailure = default_is_failure,
         metrics: BreakerMetrics | None = None,
         fallback: Fallback | None = None,
-        sync_interval_s: float = 1.0,
     ) -> None:
         self.name = name
         self.fallback = fallback
@@ -81,12 +78,10 @@ class Command:
         self._apply(settings, new_window=True)
         self._circuit = Circuit(
             name,
-            memory_storage(name) if storage is None else storage,
             sleep_s=settings.sleep_window_ms / 1000,
-            now=clock(),
             # As Hystrix does: else the failures that opened the circuit reopen it at once.
             on_close=lambda: self._window.reset(),
-            sync_interval_s=sync_interval_s,
+            shared=shared,
         )
         self._metrics = (
             NO_METRICS
@@ -102,6 +97,15 @@ class Command:
     @property
     def in_flight(self) -> int:
         return self._in_flight
+
+    @property
+    def is_shared(self) -> bool:
+        return self._circuit.shared is not None
+
+    async def follow_shared(self) -> None:
+        """Take the state the other replicas left in shared storage (Breakers does this once
+        per sync interval)."""
+        await self._circuit.follow_shared(self._clock)
 
     def apply_settings(self, settings: BreakerSettings) -> None:
         """Takes effect from the next call. A new window size restarts the counts."""
@@ -150,8 +154,6 @@ class Command:
         """
         start = self._clock()
         circuit = self._circuit
-        if start >= circuit.next_sync:
-            circuit.sync(start)
         timeout = self._timeout_s
         if budget_s is not None:
             if budget_s <= 0:

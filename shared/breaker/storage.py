@@ -1,21 +1,14 @@
-"""Where pybreaker keeps a circuit's state: in memory, or in Redis to share it across replicas."""
+"""Where a circuit's state is shared with the service's other replicas: pybreaker's Redis
+storage, which the kit touches only from `SharedState`'s worker thread."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 
 import pybreaker
 import redis
-from redis.exceptions import RedisError
-
-logger = logging.getLogger(__name__)
 
 StorageFactory = Callable[[str], pybreaker.CircuitBreakerStorage]
-
-
-def memory_storage(command: str) -> pybreaker.CircuitBreakerStorage:
-    return pybreaker.CircuitMemoryStorage(pybreaker.STATE_CLOSED)
 
 
 def redis_storage_factory(
@@ -31,27 +24,18 @@ def redis_storage_factory(
     trial call are per replica: a replica that sees the circuit opened elsewhere fails fast
     too, and after the sleep window each replica sends its own one trial call.
 
-    pybreaker's Redis storage is synchronous, so the kit touches Redis only on a state change
-    and once per sync interval per command (see `Breakers(sync_interval_s=...)`), never per
-    call; the short socket timeout bounds how long a sick Redis can stall the event loop.
-    If Redis is unreachable when a command is first used, that command keeps its state in
-    memory (logged) rather than failing every call.
+    pybreaker's Redis storage is synchronous (and so is its creation, which writes the
+    initial state), so `Breakers` calls this factory and the storage on a worker thread of
+    its own, never on the event loop. The short socket timeout bounds how far behind the
+    other replicas a sick Redis can leave this one.
     """
     client = redis.Redis.from_url(
         redis_url, socket_timeout=socket_timeout_s, socket_connect_timeout=socket_timeout_s
     )
 
     def create(command: str) -> pybreaker.CircuitBreakerStorage:
-        try:
-            return pybreaker.CircuitRedisStorage(
-                pybreaker.STATE_CLOSED, client, namespace=f"{namespace}:{command}"
-            )
-        except RedisError:
-            logger.warning(
-                "breaker %s: Redis unreachable, keeping the circuit state in memory",
-                command,
-                exc_info=True,
-            )
-            return memory_storage(command)
+        return pybreaker.CircuitRedisStorage(
+            pybreaker.STATE_CLOSED, client, namespace=f"{namespace}:{command}"
+        )
 
     return create

@@ -39,8 +39,12 @@ async def test_replicas_with_a_breaker_redis_url_share_their_circuits() -> None:
                     await one.breakers.command("svc.Method").run(failing)
             assert one.breakers.command("svc.Method").state == "open"
 
+            # What each one's task does every second: `one` after its write, then `other`.
+            command = other.breakers.command("svc.Method")
+            await one.breakers.follow_shared()
+            await other.breakers.follow_shared()
             with pytest.raises(ServiceError) as caught:
-                await other.breakers.command("svc.Method").run(failing)
+                await command.run(failing)
             assert caught.value.reason is Reason.CIRCUIT_OPEN
     finally:
         client = redis.Redis.from_url(REDIS_URL)

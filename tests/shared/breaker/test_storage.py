@@ -1,9 +1,12 @@
-"""Shared circuit state through the real Redis at 127.0.0.1:6379."""
+"""Shared circuit state through the real Redis at 127.0.0.1:6379, and through one that
+accepts connections and never answers."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -16,6 +19,8 @@ from tests.support import integration
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "user_service.VerifyCredentials"
+
+Replica = Callable[..., Breakers]
 
 
 @pytest.fixture
@@ -32,12 +37,24 @@ def namespace() -> Iterator[str]:
     client.close()
 
 
-def replica(clock: Any, storage_url: str, namespace: str) -> Breakers:
-    return Breakers(
-        clock=clock,
-        storage_factory=redis_storage_factory(storage_url, namespace),
-        metrics=BreakerMetrics(CollectorRegistry()),
-    )
+@pytest.fixture
+async def replica() -> AsyncIterator[Replica]:
+    """Makes one process's Breakers on shared storage; closes them all after the test."""
+    made: list[Breakers] = []
+
+    def make(clock: Any, storage_url: str, namespace: str, **options: Any) -> Breakers:
+        breakers = Breakers(
+            clock=clock,
+            storage_factory=redis_storage_factory(storage_url, namespace, **options),
+            metrics=BreakerMetrics(CollectorRegistry()),
+            sync_interval_s=3600,  # the tests read the shared states when they choose
+        )
+        made.append(breakers)
+        return breakers
+
+    yield make
+    for breakers in made:
+        await breakers.close()
 
 
 async def ok(timeout_s: float) -> str:
@@ -49,16 +66,22 @@ async def boom(timeout_s: float) -> str:
 
 
 @pytest.mark.integration
-async def test_replicas_share_the_open_state(namespace: str, new_clock: Any) -> None:
+async def test_replicas_share_the_open_state(
+    namespace: str, new_clock: Any, replica: Replica
+) -> None:
     clock_a, clock_b = new_clock(), new_clock()
-    a = replica(clock_a, REDIS_URL, namespace).command(NAME)
-    b = replica(clock_b, REDIS_URL, namespace).command(NAME)
+    breakers_a = replica(clock_a, REDIS_URL, namespace)
+    breakers_b = replica(clock_b, REDIS_URL, namespace)
+    a, b = breakers_a.command(NAME), breakers_b.command(NAME)
     for _ in range(20):
         with pytest.raises(ConnectionError):
             await a.run(boom)
     assert a.state == "open"
 
-    clock_b.advance(1)  # B re-reads shared state once per sync interval, not per call
+    # A read after A's write (one worker keeps them in order); then B's, as its task does
+    # once per sync interval.
+    await breakers_a.follow_shared()
+    await breakers_b.follow_shared()
     ran = False
 
     async def probe(timeout_s: float) -> str:
@@ -74,21 +97,24 @@ async def test_replicas_share_the_open_state(namespace: str, new_clock: Any) -> 
     assert not ran
     assert b.state == "open"
 
-    # A replica started now finds the circuit open.
-    c = replica(new_clock(), REDIS_URL, namespace).command(NAME)
+    # A replica started now finds the circuit open: its task reads at once.
+    breakers_c = replica(new_clock(), REDIS_URL, namespace)
+    c = breakers_c.command(NAME)
+    await breakers_c.follow_shared()
     assert c.state == "open"
 
     # A's trial closes the circuit for everyone.
     clock_a.advance(5)
     assert await a.run(ok) == "ok"
     assert a.state == "closed"
-    clock_b.advance(1)
-    assert await b.run(ok) == "ok"
+    await breakers_a.follow_shared()
+    await breakers_b.follow_shared()
     assert b.state == "closed"
+    assert await b.run(ok) == "ok"
 
 
 @pytest.mark.integration
-async def test_windows_stay_per_replica(namespace: str, new_clock: Any) -> None:
+async def test_windows_stay_per_replica(namespace: str, new_clock: Any, replica: Replica) -> None:
     a = replica(new_clock(), REDIS_URL, namespace).command(NAME)
     b = replica(new_clock(), REDIS_URL, namespace).command(NAME)
     for command in (a, b):
@@ -98,6 +124,43 @@ async def test_windows_stay_per_replica(namespace: str, new_clock: Any) -> None:
     assert (a.state, b.state) == ("closed", "closed")
 
 
-async def test_an_unreachable_redis_falls_back_to_memory(new_clock: Any) -> None:
+async def test_an_unreachable_redis_leaves_the_circuit_per_replica(
+    new_clock: Any, replica: Replica
+) -> None:
     breakers = replica(new_clock(), "redis://127.0.0.1:1/0", "unused")
-    assert await breakers.command(NAME).run(ok) == "ok"
+    command = breakers.command(NAME)
+    assert await command.run(ok) == "ok"
+    await breakers.follow_shared()  # nothing to read: no change, no error
+    for _ in range(19):  # with the success, the volume (20) at which it may open
+        with pytest.raises(ConnectionError):
+            await command.run(boom)
+    assert command.state == "open"
+
+
+async def test_a_redis_that_never_answers_never_stalls_a_call(
+    new_clock: Any, replica: Replica
+) -> None:
+    """pybreaker's Redis storage blocks for its socket timeout; the calls must not."""
+    held: list[asyncio.StreamWriter] = []
+
+    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        held.append(writer)
+
+    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        breakers = replica(new_clock(), f"redis://127.0.0.1:{port}/0", "x", socket_timeout_s=2)
+        started = time.monotonic()
+        command = breakers.command(NAME)  # its storage is made in Redis, as it starts
+        for _ in range(20):  # trips the circuit: a state written to the silent Redis
+            with pytest.raises(ConnectionError):
+                await command.run(boom)
+        with pytest.raises(ServiceError):
+            await command.run(ok)
+        # Each read or write would have held the loop for 2 s at least.
+        assert time.monotonic() - started < 1.0
+        assert command.state == "open"
+    finally:
+        server.close()
+        for writer in held:  # the worker's waits end at once
+            writer.close()
