@@ -2,10 +2,13 @@
 # Settings and secrets come from the environment at run time, never from this file.
 FROM python:3.11-slim
 
+# MALLOC_ARENA_MAX=1: one malloc heap, which gives Argon2's buffers back once idle, even when
+# a thread (an APM agent's) starts before the service can ask for it (shared/memory.py).
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    MALLOC_ARENA_MAX=1
 
 WORKDIR /app
 

@@ -7,6 +7,7 @@ import asyncio
 import fnmatch
 import importlib.metadata
 import re
+import shlex
 import subprocess
 import sys
 import threading
@@ -217,6 +218,18 @@ def test_no_secret_is_baked_into_the_image() -> None:
     names = [name for i in dockerfile() if i.keyword in ("ENV", "ARG") for name in env_names(i)]
     assert names, "expected the image's ENV"
     assert not [n for n in names if re.search("SECRET|PASSWORD|TOKEN|KEY", n, re.IGNORECASE)]
+
+
+def test_the_services_start_with_one_malloc_heap() -> None:
+    # Read by glibc as the process starts: an agent's thread cannot get in before it
+    # (tests/shared/test_memory.py shows what it keeps otherwise).
+    values = dict(
+        word.split("=", 1)
+        for i in instructions("ENV")
+        for word in shlex.split(i.arguments)
+        if "=" in word
+    )
+    assert values.get("MALLOC_ARENA_MAX") == "1"
 
 
 def test_the_services_run_as_a_user_that_is_not_root() -> None:

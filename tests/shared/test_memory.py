@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -41,11 +42,23 @@ async def test_the_heap_is_trimmed_once_jobs_pause_not_between_them() -> None:
 
 # Run in a fresh process, as a service's entrypoint does: one heap before any thread starts.
 _SCRATCH = """
-import asyncio, sys, threading
+import asyncio, sys, threading, time
 from shared.memory import IdleTrim, one_heap, trim
 from tests.shared.test_memory import rss_mib
 
+if sys.argv[2] == "agent":  # a thread that allocates before one_heap, as an APM agent's
+    started = threading.Event()
+    def agent() -> None:
+        junk = [bytearray(64) for _ in range(100)]
+        started.set()
+        time.sleep(60)
+    threading.Thread(target=agent, daemon=True).start()
+    started.wait()
 assert one_heap()
+# Another thread first, as grpc's are, so that the hashing thread's turn comes second.
+other = threading.Thread(target=lambda: [bytearray(64) for _ in range(100)])
+other.start()
+other.join()
 trimmed = threading.Event()
 
 def scratch() -> int:
@@ -70,16 +83,47 @@ asyncio.run(main())
 """
 
 
-def held_after_pause(mode: str) -> float:
+def held_after_pause(mode: str, before: str = "none", env: dict[str, str] | None = None) -> float:
     done = subprocess.run(
-        [sys.executable, "-c", _SCRATCH, mode], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-c", _SCRATCH, mode, before],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, **(env or {})},
     )
-    return float(done.stdout)
+    return float(done.stdout.splitlines()[-1])
 
 
 def test_a_jobs_scratch_memory_goes_back_to_the_os_after_the_pause() -> None:
     assert held_after_pause("keep") > 20  # the heap keeps a freed block: the next job is fast
     assert held_after_pause("trim") < 4
+
+
+def test_with_a_thread_started_before_the_service_only_the_environment_keeps_one_heap() -> None:
+    without = {"MALLOC_ARENA_MAX": ""}  # glibc reads an empty value as unset
+    assert held_after_pause("trim", "agent", without) > 20  # in the agent's arena for good
+    assert held_after_pause("trim", "agent", {"MALLOC_ARENA_MAX": "1"}) < 4  # the Dockerfile's
+
+
+def test_one_heap_says_when_threads_run_before_it() -> None:
+    script = (
+        "import logging, threading, time\n"
+        "from shared.memory import one_heap\n"
+        "logging.basicConfig()\n"
+        "threading.Thread(target=time.sleep, args=(5,), daemon=True).start()\n"
+        "one_heap()\n"
+    )
+    for arena_max, warned in (("", True), ("1", False)):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "MALLOC_ARENA_MAX": arena_max},
+        )
+        assert ("set MALLOC_ARENA_MAX=1" in done.stderr) is warned
 
 
 async def test_jobs_run_on_as_many_threads_as_it_has_and_the_rest_wait() -> None:
