@@ -136,7 +136,16 @@ async def test_what_the_allow_list_does_not_name_and_bad_frames_get_error_frames
             )
         )
         unfit = await receive(socket)
+        # json's own parser recursed per level: this frame of 10 kB ended the socket.
+        await socket.send('{"id": ' + "[" * 5000 + "]" * 5000 + "}")
+        deep = await receive(socket)
+        await socket.send(json.dumps({"id": "after", "subscribe": "everything"}))
+        still_open = await receive(socket)
 
+    assert deep["id"] is None
+    assert deep["error"]["reason"] == "INVALID_ARGUMENT"
+    assert "nested deeper than" in deep["error"]["message"]
+    assert still_open["id"] == "after"
     assert denied["id"] == "x"
     assert denied["error"]["reason"] == "PERMISSION_DENIED"
     assert garbled["id"] is None

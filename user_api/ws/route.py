@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from shared import deadline
+from shared import deadline, jsonbody
 from shared.errors import Reason, ServiceError
 from shared.reflection import Catalog, call_json, parse_method
 from shared.runtime import Runtime
@@ -106,12 +106,12 @@ async def _first_frame_token(socket: WebSocket, settings: FrontDoorSettings) -> 
         return None
     if message["type"] == "websocket.disconnect":
         raise WebSocketDisconnect(message.get("code", 1000))
-    text = message.get("text") or ""
-    if len(text) > settings.ws_max_frame_bytes:
+    raw = (message.get("text") or "").encode()
+    if len(raw) > settings.ws_max_frame_bytes:
         return None
     try:
-        frame = json.loads(text)
-    except ValueError:
+        frame = jsonbody.loads(raw)
+    except jsonbody.JsonBodyError:
         return None
     token = frame.get("token") if isinstance(frame, dict) else None
     return token.strip() if isinstance(token, str) and token.strip() else None
