@@ -27,7 +27,7 @@ from google.protobuf.descriptor_pb2 import FileDescriptorProto, MethodOptions
 from google.protobuf.message import Message
 from grpc_reflection.v1alpha import reflection_pb2
 
-from shared import deadline
+from shared import deadline, jsonbody
 from shared.client import Client, Endpoint
 from shared.errors import Reason, ServiceError
 
@@ -160,8 +160,16 @@ async def call_json(
     """
     found = await (catalog or Catalog(client)).method(service, method)
     request = found.input()
+    raw = json_text.encode() if isinstance(json_text, str) else json_text
     try:
-        json_format.Parse(json_text or "{}", request)
+        # With the kit's bounds (nesting, number length), as every JSON body it takes.
+        document = jsonbody.loads(raw or b"{}")
+    except jsonbody.JsonBodyError as error:
+        raise ServiceError(Reason.INVALID_ARGUMENT, f"request: {error}") from None
+    if not isinstance(document, dict):
+        raise ServiceError(Reason.INVALID_ARGUMENT, "request: a JSON object")
+    try:
+        json_format.ParseDict(document, request)
     except (json_format.ParseError, ValueError, TypeError) as error:
         raise ServiceError(Reason.INVALID_ARGUMENT, f"request: {error}") from None
     route = await client.route(service, found.endpoint)

@@ -124,6 +124,23 @@ async def test_json_that_does_not_fit_the_request_is_422(
 
 
 @pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ('{"id": ' + "[" * 5000 + "]" * 5000 + "}", "nested deeper than 32 levels"),
+        ('{"id": ' + "9" * 5000 + "}", "a number of 5000 characters"),
+    ],
+)
+async def test_json_beyond_the_kits_bounds_is_422_with_a_plain_reason(
+    api: httpx.AsyncClient, auth: dict[str, str], body: str, said: str
+) -> None:
+    # As every JSON body the kit takes, not Python's recursion or digit limits in the message.
+    response = await api.post("/rpc/user_service/GetUser", content=body, headers=auth)
+
+    assert response.status_code == 422
+    assert said in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     ("path", "status", "reason"),
     [
         ("/rpc/user_service/GetUser", 404, "NOT_FOUND"),  # the service's own answer
