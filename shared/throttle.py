@@ -9,8 +9,10 @@ made-up account names) costs little memory. `limits`' exact moving window keeps 
 hit's time instead, and its asyncio memory store sends each stored key to a worker
 thread on every expiry pass: 16 % of the example front's event-loop time per login.
 
-Redis unreachable means the throttle lets requests through (and logs it): a throttle guards
-the service from abuse; it must not become the outage itself.
+Redis is called through a breaker (`guard`, the kit's own). While Redis fails, or its
+circuit is open, each replica counts in its own memory: requests are still throttled
+(per replica), and none waits on a Redis that does not answer. A throttle guards the
+service from abuse; it must not become the outage itself, nor stop guarding in one.
 """
 
 from __future__ import annotations
@@ -18,13 +20,20 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from limits import RateLimitItem, parse
-from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage import MemoryStorage, RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.errors import StorageError
+
+from shared.breaker import Command
+from shared.errors import Reason, ServiceError
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Windows = SlidingWindowCounterRateLimiter
 
 
 def parse_limit(text: str) -> RateLimitItem:
@@ -33,10 +42,21 @@ def parse_limit(text: str) -> RateLimitItem:
 
 
 class Throttle:
-    """Counts hits per key in sliding windows. One instance per process (it owns a pool)."""
+    """Counts hits per key in sliding windows. One instance per process (it owns a pool).
 
-    def __init__(self, redis_url: str | None = None, *, namespace: str = "micro") -> None:
-        storage: Storage
+    `guard` is the breaker around Redis (by default one of its own, named
+    `redis.throttle`); pass `Breakers.command(...)` to see it with the others."""
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str = "micro",
+        guard: Command | None = None,
+    ) -> None:
+        self._local = Windows(MemoryStorage())
+        self._shared: Windows | None = None
+        self._guard = guard or Command("redis.throttle")
         if redis_url:
             # limits' asyncio Redis client (redis-py's): nothing blocks the event loop.
             storage = RedisStorage(
@@ -47,36 +67,52 @@ class Throttle:
                 socket_timeout=0.5,
                 socket_connect_timeout=0.5,
             )
-        else:
-            storage = MemoryStorage()
-        self._storage = storage
-        self._windows = SlidingWindowCounterRateLimiter(storage)
+            self._shared = Windows(storage)
 
     async def retry_after(self, limit: RateLimitItem, *key: str) -> float | None:
         """Seconds until `key` may hit again, or None when it may now (counts nothing)."""
-        try:
-            if await self._windows.test(limit, *key):
+
+        async def check(windows: Windows) -> float | None:
+            if await windows.test(limit, *key):
                 return None
-            stats = await self._windows.get_window_stats(limit, *key)
-        except StorageError as error:
-            log.warning("throttle storage unavailable, letting the request through: %s", error)
-            return None
-        return float(max(math.ceil(stats.reset_time - time.time()), 1))
+            return await _wait(windows, limit, key)
+
+        return await self._on_windows(check)
 
     async def hit(self, limit: RateLimitItem, *key: str) -> float | None:
         """Count one hit for `key`; None if it was allowed, else seconds until it will be."""
-        try:
-            if await self._windows.hit(limit, *key):
+
+        async def count(windows: Windows) -> float | None:
+            if await windows.hit(limit, *key):
                 return None
-            stats = await self._windows.get_window_stats(limit, *key)
-        except StorageError as error:
-            log.warning("throttle storage unavailable, letting the request through: %s", error)
-            return None
-        return float(max(math.ceil(stats.reset_time - time.time()), 1))
+            return await _wait(windows, limit, key)
+
+        return await self._on_windows(count)
 
     async def clear(self, limit: RateLimitItem, *key: str) -> None:
         """Forget `key`'s hits (after a success that vouches for it)."""
-        try:
-            await self._windows.clear(limit, *key)
-        except StorageError as error:
-            log.warning("throttle storage unavailable: %s", error)
+
+        async def forget(windows: Windows) -> None:
+            await windows.clear(limit, *key)
+
+        await self._on_windows(forget)
+
+    async def _on_windows(self, use: Callable[[Windows], Awaitable[T]]) -> T:
+        shared = self._shared
+        if shared is None:
+            return await use(self._local)
+
+        async def on_shared(timeout_s: float) -> T:
+            return await use(shared)
+
+        async def on_local(error: BaseException) -> T:
+            if not (isinstance(error, ServiceError) and error.reason is Reason.CIRCUIT_OPEN):
+                log.warning("throttle storage unavailable, counting in this replica: %s", error)
+            return await use(self._local)
+
+        return await self._guard.run(on_shared, fallback=on_local)
+
+
+async def _wait(windows: Windows, limit: RateLimitItem, key: tuple[str, ...]) -> float:
+    stats = await windows.get_window_stats(limit, *key)
+    return float(max(math.ceil(stats.reset_time - time.time()), 1))

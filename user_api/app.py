@@ -38,8 +38,14 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         body_limits={"/user/": 64 * KIB},  # the gateway's calls may carry up to 1 MiB
         untraced=(*UNTRACED, "/portal/events"),
     )
+    redis_url = settings.rate_limit_redis_url
     throttle = throttling.LoginThrottle(
-        Throttle(settings.rate_limit_redis_url, namespace=f"micro:{settings.service_name}"),
+        Throttle(
+            redis_url,
+            namespace=f"micro:{settings.service_name}",
+            # Redis's breaker among the others: /debug/breakers, the metrics, the config.
+            guard=runtime.breakers.command("redis.throttle") if redis_url else None,
+        ),
         settings.login_limit_per_address,
         settings.login_limit_per_account,
     )
