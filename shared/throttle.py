@@ -55,8 +55,7 @@ class Throttle:
         guard: Command | None = None,
     ) -> None:
         self._local = Windows(MemoryStorage())
-        self._shared: Windows | None = None
-        self._guard = guard or Command("redis.throttle")
+        self._shared: tuple[Windows, Command] | None = None
         if redis_url:
             # limits' asyncio Redis client (redis-py's): nothing blocks the event loop.
             storage = RedisStorage(
@@ -67,7 +66,7 @@ class Throttle:
                 socket_timeout=0.5,
                 socket_connect_timeout=0.5,
             )
-            self._shared = Windows(storage)
+            self._shared = Windows(storage), guard or Command("redis.throttle")
 
     async def retry_after(self, limit: RateLimitItem, *key: str) -> float | None:
         """Seconds until `key` may hit again, or None when it may now (counts nothing)."""
@@ -98,9 +97,9 @@ class Throttle:
         await self._on_windows(forget)
 
     async def _on_windows(self, use: Callable[[Windows], Awaitable[T]]) -> T:
-        shared = self._shared
-        if shared is None:
+        if self._shared is None:
             return await use(self._local)
+        shared, guard = self._shared
 
         async def on_shared(timeout_s: float) -> T:
             return await use(shared)
@@ -110,7 +109,7 @@ class Throttle:
                 log.warning("throttle storage unavailable, counting in this replica: %s", error)
             return await use(self._local)
 
-        return await self._guard.run(on_shared, fallback=on_local)
+        return await guard.run(on_shared, fallback=on_local)
 
 
 async def _wait(windows: Windows, limit: RateLimitItem, key: tuple[str, ...]) -> float:
