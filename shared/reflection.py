@@ -29,6 +29,7 @@ from grpc_reflection.v1alpha import reflection_pb2
 
 from shared import deadline, jsonbody
 from shared.client import Client, Endpoint
+from shared.client.call import Metadata
 from shared.errors import Reason, ServiceError
 
 __all__ = ["Catalog", "Method", "call_json", "parse_method"]
@@ -151,6 +152,7 @@ async def call_json(
     *,
     catalog: Catalog | None = None,
     timeout: float | None = None,
+    metadata: Metadata | None = None,
 ) -> dict[str, Any]:
     """Call `service`'s `method` with a JSON request; the response as a JSON-ready dict.
 
@@ -173,7 +175,7 @@ async def call_json(
     except (json_format.ParseError, ValueError, TypeError) as error:
         raise ServiceError(Reason.INVALID_ARGUMENT, f"request: {error}") from None
     route = await client.route(service, found.endpoint)
-    response = await client.invoke(route, request, timeout=timeout)
+    response = await client.invoke(route, request, timeout=timeout, metadata=metadata)
     return json_format.MessageToDict(
         response, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )

@@ -7,6 +7,8 @@ call needs a bearer token that /user/me would accept, and a method the allow-lis
 
 The call goes through user_api's client, so it has the breaker `service.Method`, the
 request's deadline and the retries of any call; errors are JSON with the kit's reasons.
+It carries the user's id, and the service's policy admits it only to methods that list
+"gateway" among their callers: the allow-list cannot open what user_api calls for itself.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.exceptions import HTTPException
 from shared.client import Client
 from shared.errors import Reason, ServiceError
 from shared.reflection import Catalog, call_json, parse_method
+from shared.security.policy import relay_metadata
 from user_api.handlers import Logic, Token
 
 __all__ = ["AllowList", "router"]
@@ -52,13 +55,16 @@ def router(client: Client, allow: AllowList) -> APIRouter:
 
     @routes.post("/rpc/{service}/{method}")
     async def rpc(service: str, method: str, request: Request, token: Token, logic: Logic) -> Any:
-        await logic.me(token)  # valid, not revoked, and its user still exists
+        user = await logic.me(token)  # valid, not revoked, and its user still exists
         _, name = parse_method(method)
         if not allow.permits(service, name):
             raise ServiceError(
                 Reason.PERMISSION_DENIED, f"{service}.{name} is not open to the gateway"
             )
-        return await call_json(client, service, method, await _body(request), catalog=catalog)
+        body = await _body(request)
+        # For the user: the method must also be open to "gateway" (shared/security/policy.py).
+        relayed = relay_metadata(user.id)
+        return await call_json(client, service, method, body, catalog=catalog, metadata=relayed)
 
     return routes
 

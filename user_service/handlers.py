@@ -12,6 +12,7 @@ from shared.broker import Event
 from shared.broker.events import decode
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
+from shared.security.policy import relayed_for
 from user_service.logic import User, UserLogic
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ class UserHandlers(user_pb2_grpc.UserServiceServicer):
     async def GetUser(
         self, request: user_pb2.GetUserRequest, context: Context
     ) -> user_pb2.GetUserResponse:
-        return user_pb2.GetUserResponse(user=_to_proto(await self._logic.get_user(request.id)))
+        user = await self._logic.get_user(request.id, for_user=relayed_for(context))
+        return user_pb2.GetUserResponse(user=_to_proto(user))
 
     async def CreateUser(
         self, request: user_pb2.CreateUserRequest, context: Context

@@ -96,7 +96,11 @@ class UserLogic:
             raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
         return _public(stored)
 
-    async def get_user(self, user_id: int) -> User:
+    async def get_user(self, user_id: int, *, for_user: str | None = None) -> User:
+        """`for_user`: the end user a front door asks for, who may read only themselves
+        (refused before the read, so the answer says nothing of other ids)."""
+        if for_user is not None and for_user != str(user_id):
+            raise ServiceError(Reason.PERMISSION_DENIED, "a user may read only their own record")
         stored = await self._users.by_id(user_id)
         if stored is None:
             raise ServiceError(Reason.NOT_FOUND, f"no user {user_id}")

@@ -2,9 +2,16 @@
 checked on every call against the caller's certificate identity. Default deny.
 
 Entries: a service name, "*" for any service of the trust domain, "operator" for any
-operator. Health checks and server reflection are open to every identity of the trust
-domain (services and operators: probes, `micro health`, `micro call`, the gateway), as
-they reveal no data; production turns reflection off instead. They still need a valid
+operator, "gateway" for end users' calls that a front door relays (user_api's `POST /rpc`
+and `/ws`). A front marks each call it relays with the end user's id (`relay_metadata`):
+such a call needs the front's own entry *and* "gateway", so that a method the front calls
+for itself (minting a token, creating a user) stays out of an end user's reach whatever an
+operator's allow-list names. The handler learns the user from `relayed_for(context)`, to
+answer only what is theirs.
+
+Health checks and server reflection are open to every identity of the trust domain
+(services and operators: probes, `micro health`, `micro call`, the gateway), as they
+reveal no data; production turns reflection off instead. They still need a valid
 client certificate: the TLS handshake comes first.
 
 `Policy.authorize(method, context)` is the check, for a server middleware link;
@@ -30,7 +37,10 @@ log = logging.getLogger(__name__)
 
 ANY_SERVICE = "*"
 OPERATOR = "operator"
+GATEWAY = "gateway"
 ANY_IDENTITY = "**"  # internal: any service or operator
+# The end user a front door relays a call for (metadata).
+RELAYED_FOR_METADATA_KEY = "x-micro-relayed-for"
 OPEN_SERVICES = (
     "grpc.health.v1.Health",
     "grpc.reflection.v1alpha.ServerReflection",
@@ -48,6 +58,20 @@ def declared_callers(service: ServiceDescriptor) -> dict[str, frozenset[str]]:
         )
         for method in service.methods
     }
+
+
+def relay_metadata(user: int | str) -> tuple[tuple[str, str]]:
+    """The metadata a front door adds to a call it relays for `user`."""
+    return ((RELAYED_FOR_METADATA_KEY, str(user)),)
+
+
+def relayed_for(context: Context) -> str | None:
+    """The end user this call is relayed for, or None for a call the caller makes for itself.
+    The policy has checked the caller (the front) before the handler reads it."""
+    for key, value in context.invocation_metadata() or ():
+        if key == RELAYED_FOR_METADATA_KEY:
+            return value if isinstance(value, str) else value.decode(errors="replace")
+    return None
 
 
 def _allows(allowed: frozenset[str], identity: Identity) -> bool:
@@ -88,11 +112,15 @@ class Policy:
             return frozenset({ANY_IDENTITY})
         return frozenset()
 
-    def check(self, method: str, identity: Identity | None) -> None:
-        """Raise PERMISSION_DENIED unless `identity` may call `method`."""
-        if identity is not None and _allows(self.allowed(method), identity):
-            return
+    def check(self, method: str, identity: Identity | None, *, relayed: bool = False) -> None:
+        """Raise PERMISSION_DENIED unless `identity` may call `method` (for an end user, when
+        `relayed`)."""
+        allowed = self.allowed(method)
         who = identity.uri if identity is not None else "a caller without an identity"
+        if identity is not None and _allows(allowed, identity):
+            if not relayed or GATEWAY in allowed or ANY_IDENTITY in allowed:
+                return
+            who = f"end users through {who}"
         if not self.enforce:
             log.warning("policy would deny %s to %s (not enforced)", method, who)
             return
@@ -102,7 +130,7 @@ class Policy:
     def authorize(self, method: str, context: Context) -> Identity | None:
         """Check the caller of this RPC; its identity when allowed."""
         identity = caller_identity(context, self.trust_domain)
-        self.check(method, identity)
+        self.check(method, identity, relayed=relayed_for(context) is not None)
         return identity
 
 

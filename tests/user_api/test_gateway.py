@@ -143,7 +143,8 @@ async def test_json_beyond_the_kits_bounds_is_422_with_a_plain_reason(
 @pytest.mark.parametrize(
     ("path", "status", "reason"),
     [
-        ("/rpc/user_service/GetUser", 404, "NOT_FOUND"),  # the service's own answer
+        # The service's own answer: an end user may read only their own record.
+        ("/rpc/user_service/GetUser", 403, "PERMISSION_DENIED"),
         ("/rpc/ghost/Anything", 503, "UNAVAILABLE"),  # allowed, but nothing registered
     ],
 )

@@ -31,7 +31,11 @@ class WsEnv(TypedDict):
     GATEWAY_ALLOW: str
 
 
-WS_ENV: WsEnv = {"WS_ENABLED": "true", "GATEWAY_ALLOW": "user_service.GetUser"}
+# The allow-list names a method user_api calls for itself: the token service must refuse it.
+WS_ENV: WsEnv = {
+    "WS_ENABLED": "true",
+    "GATEWAY_ALLOW": "user_service.GetUser,auth_service.MakeAccessToken",
+}
 
 
 @dataclass
@@ -103,7 +107,7 @@ async def test_100_concurrent_calls_on_one_socket_are_answered_by_id(api: Api) -
     headers = {"Authorization": f"Bearer {await token(api.http)}"}
     async with connect(api.ws_url, additional_headers=headers) as socket:
         for n in range(100):
-            user_id = 10001 if n % 2 else 99999  # half found, half NOT_FOUND
+            user_id = 10001 if n % 2 else 99999  # half their own record, half another's
             request = {"id": f"c{n}", "service": "user_service", "method": "GetUser"}
             await socket.send(json.dumps({**request, "body": {"id": user_id}}))
         frames = [await receive(socket) for _ in range(100)]
@@ -114,7 +118,20 @@ async def test_100_concurrent_calls_on_one_socket_are_answered_by_id(api: Api) -
         if n % 2:
             assert by_id[f"c{n}"]["body"]["user"]["name"] == "micro"
         else:
-            assert by_id[f"c{n}"]["error"]["reason"] == "NOT_FOUND"
+            assert by_id[f"c{n}"]["error"]["reason"] == "PERMISSION_DENIED"
+
+
+async def test_calls_are_made_for_the_user_not_as_user_api(api: Api) -> None:
+    """user_api may mint tokens for anyone; its users, through /ws, may not."""
+    headers = {"Authorization": f"Bearer {await token(api.http)}"}
+    mint = {"service": "auth_service", "method": "MakeAccessToken"}
+    async with connect(api.ws_url, additional_headers=headers) as socket:
+        await socket.send(json.dumps({"id": "m", **mint, "body": {"user_id": 1, "user_name": "x"}}))
+        minted = await receive(socket)
+
+    assert minted["id"] == "m"
+    assert minted["error"]["reason"] == "PERMISSION_DENIED"
+    assert "end users through spiffe://" in minted["error"]["message"]
 
 
 async def test_what_the_allow_list_does_not_name_and_bad_frames_get_error_frames(

@@ -96,6 +96,15 @@ async def test_an_unknown_id_is_not_found(logic: UserLogic) -> None:
     assert caught.value.reason is Reason.NOT_FOUND
 
 
+async def test_an_end_user_reads_only_their_own_record(logic: UserLogic) -> None:
+    assert (await logic.get_user(10001, for_user="10001")).name == "micro"
+    eve = await logic.create_user(None, "eve", "eve's password")
+    for other in (eve.id, 424242):  # an existing id or not: the same answer
+        with pytest.raises(ServiceError) as caught:
+            await logic.get_user(other, for_user="10001")
+        assert caught.value.reason is Reason.PERMISSION_DENIED
+
+
 async def test_a_login_event_delivered_twice_is_applied_once(logic: UserLogic) -> None:
     at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -18,13 +18,15 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from shared import deadline, jsonbody
+from shared.client.call import Metadata
 from shared.errors import Reason, ServiceError
 from shared.reflection import Catalog, call_json, parse_method
 from shared.runtime import Runtime
+from shared.security.policy import relay_metadata
 from user_api.gateway import AllowList
 from user_api.logic import UserView
 from user_api.ws.pushes import EventHub
-from user_api.ws.session import UNAUTHENTICATED, Call, Limits, Session
+from user_api.ws.session import UNAUTHENTICATED, Limits, Session
 from user_api.ws.settings import FrontDoorSettings
 
 if TYPE_CHECKING:  # user_api.settings imports this package (FrontDoorSettings)
@@ -71,23 +73,41 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
         async def check() -> None:
             await me(token)
 
-        session = Session(socket, user_id=user.id, call=call, check=check, hub=hub, limits=limits)
+        async def call_for_user(service: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+            return await call(service, method, body, relay_metadata(user.id))
+
+        session = Session(
+            socket, user_id=user.id, call=call_for_user, check=check, hub=hub, limits=limits
+        )
         await session.run()
 
     return routes
 
 
-def json_caller(runtime: Runtime[Any], allow: AllowList, budget: Callable[[], float]) -> Call:
-    """A call through the kit's client and reflection, as POST /rpc makes it."""
+RelayedCall = Callable[[str, str, dict[str, Any], Metadata], Awaitable[dict[str, Any]]]
+
+
+def json_caller(
+    runtime: Runtime[Any], allow: AllowList, budget: Callable[[], float]
+) -> RelayedCall:
+    """A call through the kit's client and reflection, as POST /rpc makes it: relayed for
+    a user (`metadata`), so only to methods open to "gateway"."""
     catalog = Catalog(runtime.client)
 
-    async def call(service: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def call(
+        service: str, method: str, body: dict[str, Any], metadata: Metadata
+    ) -> dict[str, Any]:
         _, name = parse_method(method)
         if not allow.permits(service, name):
             raise ServiceError(Reason.PERMISSION_DENIED, f"{service}.{name} is not open to /ws")
         with deadline.budget(budget()):
             return await call_json(
-                runtime.client, service, method, json.dumps(body), catalog=catalog
+                runtime.client,
+                service,
+                method,
+                json.dumps(body),
+                catalog=catalog,
+                metadata=metadata,
             )
 
     return call

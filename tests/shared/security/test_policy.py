@@ -79,6 +79,9 @@ def test_the_protos_declare_who_may_call() -> None:
     assert auth["/auth.v1.AuthService/MakeAccessToken"] == {"user_api"}
     users = declared_callers(USER_SERVICE)
     assert users["/user.v1.UserService/CreateUser"] == {"user_api"}
+    # End users may read (themselves) through the gateway; no one may mint through it.
+    assert "gateway" in users["/user.v1.UserService/GetUser"]
+    assert "gateway" not in auth["/auth.v1.AuthService/MakeAccessToken"]
     config = declared_callers(config_pb2.DESCRIPTOR.services_by_name["ConfigService"])
     assert config["/config.v1.ConfigService/GetConfig"] == {"*", "operator"}
 
@@ -126,6 +129,25 @@ def test_not_enforced_lets_through_and_logs(caplog: pytest.LogCaptureFixture) ->
     with caplog.at_level(logging.WARNING):
         policy.check("/x.v1.X/Y", service_identity(DOMAIN, "auth_service"))
     assert "would deny /x.v1.X/Y to spiffe://micro.local/service/auth_service" in caplog.text
+
+
+def test_a_call_relayed_for_an_end_user_needs_the_gateway_entry_too() -> None:
+    policy = Policy(
+        {
+            "/x.v1.X/MintToken": frozenset({"user_api"}),
+            "/x.v1.X/ReadOwn": frozenset({"user_api", "gateway"}),
+        },
+        trust_domain=DOMAIN,
+    )
+    front, other = service_identity(DOMAIN, "user_api"), service_identity(DOMAIN, "auth_service")
+
+    policy.check("/x.v1.X/MintToken", front)  # user_api, for itself
+    policy.check("/x.v1.X/ReadOwn", front, relayed=True)
+    with pytest.raises(ServiceError, match="not open to end users through"):
+        policy.check("/x.v1.X/MintToken", front, relayed=True)
+    with pytest.raises(ServiceError):  # "gateway" opens a method to the listed fronts only
+        policy.check("/x.v1.X/ReadOwn", other, relayed=True)
+    policy.check("/grpc.health.v1.Health/Check", front, relayed=True)  # open to everyone
 
 
 def test_without_an_identity_everything_is_denied() -> None:

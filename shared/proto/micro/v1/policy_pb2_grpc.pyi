@@ -9,8 +9,11 @@ check (shared/security/policy.py), which denies every caller not listed.
   }
 
 An entry is a service name (the `<name>` of `spiffe://<trust-domain>/service/<name>`),
-"*" for any service of the trust domain, or "operator" for any operator identity (the
-`micro` CLI). A method with no entry may be called by no one while the policy is enforced.
+"*" for any service of the trust domain, "operator" for any operator identity (the
+`micro` CLI), or "gateway": end users' calls that a front door relays (user_api's
+`POST /rpc` and `/ws`, which mark them with the user's id). A relayed call needs both the
+front's entry and "gateway"; the handler reads the user to answer only what is theirs.
+A method with no entry may be called by no one while the policy is enforced.
 """
 
 from collections import abc as _abc

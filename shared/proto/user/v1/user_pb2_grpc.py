@@ -62,7 +62,8 @@ class UserServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetUser(self, request, context):
-        """Operators may read a user (`micro call user_service GetUser`); nothing else here.
+        """Operators may read any user (`micro call user_service GetUser`); an end user, through
+        the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -34,7 +34,9 @@ class UserServiceStub:
     VerifyCredentials: _grpc.UnaryUnaryMultiCallable[_user_pb2.VerifyCredentialsRequest, _user_pb2.VerifyCredentialsResponse]
     """Fails with reason INVALID_CREDENTIALS for an unknown user and a wrong password alike."""
     GetUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]
-    """Operators may read a user (`micro call user_service GetUser`); nothing else here."""
+    """Operators may read any user (`micro call user_service GetUser`); an end user, through
+    the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
+    """
     CreateUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.CreateUserRequest, _user_pb2.CreateUserResponse]
 
 @_typing.type_check_only
@@ -43,7 +45,9 @@ class UserServiceAsyncStub(UserServiceStub):
     VerifyCredentials: _aio.UnaryUnaryMultiCallable[_user_pb2.VerifyCredentialsRequest, _user_pb2.VerifyCredentialsResponse]  # type: ignore[assignment]
     """Fails with reason INVALID_CREDENTIALS for an unknown user and a wrong password alike."""
     GetUser: _aio.UnaryUnaryMultiCallable[_user_pb2.GetUserRequest, _user_pb2.GetUserResponse]  # type: ignore[assignment]
-    """Operators may read a user (`micro call user_service GetUser`); nothing else here."""
+    """Operators may read any user (`micro call user_service GetUser`); an end user, through
+    the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
+    """
     CreateUser: _aio.UnaryUnaryMultiCallable[_user_pb2.CreateUserRequest, _user_pb2.CreateUserResponse]  # type: ignore[assignment]
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -61,7 +65,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _user_pb2.GetUserRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_user_pb2.GetUserResponse, _abc.Awaitable[_user_pb2.GetUserResponse]]:
-        """Operators may read a user (`micro call user_service GetUser`); nothing else here."""
+        """Operators may read any user (`micro call user_service GetUser`); an end user, through
+        the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
+        """
 
     @_abc_1.abstractmethod
     def CreateUser(
