@@ -11,6 +11,11 @@ for short indexed reads only. It is safe to do so because
 - it is read-only (`query_only`), so it never holds a write lock;
 - a busy wait is bounded (`busy_timeout`), for the rare moment WAL itself needs a lock.
 
+Switching a new file to WAL needs a moment without a writer, and SQLite refuses it at once
+("database is locked") rather than wait: two replicas starting on one new file, one
+creating the schema while the other switched, left the second dead at start. `open`
+retries until the switch is made.
+
 Writes, scans and anything slow stay on SQLAlchemy asyncio.
 """
 
@@ -20,6 +25,8 @@ import sqlite3
 from typing import Any
 
 from sqlalchemy.engine import make_url
+
+from shared.retry import until_done
 
 # The longest the loop may wait for a lock: WAL readers only wait on WAL recovery.
 _BUSY_TIMEOUT_MS = 50
@@ -36,15 +43,30 @@ def sqlite_file(url: str) -> str | None:
 class SqliteReads:
     def __init__(self, path: str) -> None:
         self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        self._connection.execute("PRAGMA query_only=ON")
+        try:
+            self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+            self._connection.execute("PRAGMA query_only=ON")
+        except sqlite3.Error:
+            self._connection.close()
+            raise
 
     @classmethod
     def for_url(cls, url: str) -> SqliteReads | None:
         """A reader for the URL's SQLite file; None when the URL is not a SQLite file."""
         path = sqlite_file(url)
         return cls(path) if path is not None else None
+
+    @classmethod
+    async def open(cls, url: str) -> SqliteReads | None:
+        """`for_url`, tried again while another connection is writing to a new file."""
+
+        async def attempt() -> SqliteReads | None:
+            return cls.for_url(url)
+
+        return await until_done(
+            attempt, "opening SQLite for reads", retry_on=(sqlite3.OperationalError,)
+        )
 
     def one(self, sql: str, parameters: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
         """The first row of an indexed read (call it only for reads that take microseconds)."""

@@ -64,7 +64,7 @@ async def run(settings: UserServiceSettings) -> None:
             parallelism=settings.argon2_parallelism,
         )
         # SQLite: point reads straight on the loop (microseconds), writes through SQLAlchemy.
-        reads = SqliteReads.for_url(settings.database_url)
+        reads = await SqliteReads.open(settings.database_url)
         if reads is not None:
             app.on_stop(_closing(reads))
         cache = UserCache(ttl_s=settings.user_cache_ttl_s)
