@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
 from shared.breaker import BreakerSettings, Command
 from shared.throttle import Throttle, parse_limit
+from tests.support.silent import silent_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -60,26 +60,15 @@ async def test_an_unreachable_redis_leaves_each_replica_throttling_in_memory() -
 
 
 async def test_a_redis_that_never_answers_is_left_alone_once_its_circuit_opens() -> None:
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
     guard = Command("redis.throttle", BreakerSettings(request_volume_threshold=2))
-    throttle = Throttle(f"redis://127.0.0.1:{port}/0", guard=guard)
     limit = parse_limit("3/day")  # no window boundary within the test (see above)
-    try:
+    async with silent_server() as port:
+        throttle = Throttle(f"redis://127.0.0.1:{port}/0", guard=guard)
         # Two hits wait out the socket timeout (0.5 s each), and open the circuit.
         assert [await throttle.hit(limit, "k") for _ in range(2)] == [None, None]
         assert guard.state == "open"
         started = time.monotonic()
         verdicts = [await throttle.hit(limit, "k") for _ in range(20)]
         assert time.monotonic() - started < 0.4  # not one more wait on Redis
-    finally:
-        server.close()
-        for writer in held:
-            writer.close()
     assert verdicts[0] is None
     assert all(wait is not None for wait in verdicts[1:])  # counted in memory all along

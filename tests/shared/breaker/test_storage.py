@@ -3,7 +3,6 @@ accepts connections and never answers."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from shared.breaker import BreakerMetrics, Breakers, redis_storage_factory
 from shared.errors import Reason, ServiceError
 from tests.support import integration
+from tests.support.silent import silent_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "user_service.VerifyCredentials"
@@ -141,14 +141,7 @@ async def test_a_redis_that_never_answers_never_stalls_a_call(
     new_clock: Any, replica: Replica
 ) -> None:
     """pybreaker's Redis storage blocks for its socket timeout; the calls must not."""
-    held: list[asyncio.StreamWriter] = []
-
-    async def accept_and_ignore(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        held.append(writer)
-
-    server = await asyncio.start_server(accept_and_ignore, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
+    async with silent_server() as port:
         breakers = replica(new_clock(), f"redis://127.0.0.1:{port}/0", "x", socket_timeout_s=2)
         started = time.monotonic()
         command = breakers.command(NAME)  # its storage is made in Redis, as it starts
@@ -160,7 +153,3 @@ async def test_a_redis_that_never_answers_never_stalls_a_call(
         # Each read or write would have held the loop for 2 s at least.
         assert time.monotonic() - started < 1.0
         assert command.state == "open"
-    finally:
-        server.close()
-        for writer in held:  # the worker's waits end at once
-            writer.close()
