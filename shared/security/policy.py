@@ -30,6 +30,7 @@ import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 
 from shared.errors import Reason, ServiceError
+from shared.metadata import metadata_value
 from shared.proto.micro.v1 import policy_pb2
 from shared.security.identity import Identity, caller_identity
 
@@ -68,10 +69,7 @@ def relay_metadata(user: int | str) -> tuple[tuple[str, str]]:
 def relayed_for(context: Context) -> str | None:
     """The end user this call is relayed for, or None for a call the caller makes for itself.
     The policy has checked the caller (the front) before the handler reads it."""
-    for key, value in context.invocation_metadata() or ():
-        if key == RELAYED_FOR_METADATA_KEY:
-            return value if isinstance(value, str) else value.decode(errors="replace")
-    return None
+    return metadata_value(context, RELAYED_FOR_METADATA_KEY)
 
 
 def _allows(allowed: frozenset[str], identity: Identity) -> bool:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import Reason, ServiceError
+from shared.metadata import metadata_value
 from shared.server.links import Context, Handler, ServerMiddleware, abort
 
 FAIRNESS_METADATA_KEY = "x-fairness-key"
@@ -164,7 +165,4 @@ def shedding(method: str, admission: Admission, default_deadline_s: float) -> Se
 
 
 def _fairness_key(context: Context) -> str:
-    for key, value in context.invocation_metadata() or ():
-        if key == FAIRNESS_METADATA_KEY:
-            return value if isinstance(value, str) else value.decode(errors="replace")
-    return ""
+    return metadata_value(context, FAIRNESS_METADATA_KEY) or ""
