@@ -64,11 +64,12 @@ def one_heap() -> bool:
     libc = _libc()
     if libc is None:
         return False
-    if os.environ.get("MALLOC_ARENA_MAX") != "1" and _thread_count() > 1:
+    others = _thread_count() - 1
+    if others and os.environ.get("MALLOC_ARENA_MAX") != "1":
         log.warning(
             "%d threads run before the service starts (an agent's?): their malloc arenas "
             "may keep big buffers for good; set MALLOC_ARENA_MAX=1 in the environment",
-            _thread_count() - 1,
+            others,
         )
     return bool(libc.mallopt(_M_ARENA_MAX, 1))
 

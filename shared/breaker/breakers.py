@@ -85,8 +85,8 @@ class Breakers:
     async def follow_shared(self) -> None:
         """Take every circuit state the other replicas changed; the task that the first
         shared command starts does this once per sync interval."""
-        shared = [command for command in self._commands.values() if command.is_shared]
-        await asyncio.gather(*(command.follow_shared() for command in shared))
+        if self._storage_factory is not None:  # else no command has a shared state
+            await asyncio.gather(*(c.follow_shared() for c in self._commands.values()))
 
     async def _follow_forever(self) -> None:
         while True:

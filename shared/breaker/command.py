@@ -98,10 +98,6 @@ class Command:
     def in_flight(self) -> int:
         return self._in_flight
 
-    @property
-    def is_shared(self) -> bool:
-        return self._circuit.shared is not None
-
     async def follow_shared(self) -> None:
         """Take the state the other replicas left in shared storage (Breakers does this once
         per sync interval)."""
