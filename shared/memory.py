@@ -14,8 +14,8 @@ again: 2 ms of kernel time per login). Two measures bound what an idle process h
   free top back as it shrinks; a worker thread's own arena would keep its 19 MiB for
   good (`malloc_trim` trims only the main arena's top). A thread that allocated before
   `one_heap` keeps an arena of its own, which later threads then share in turn:
-  user_service idled at 118 MB instead of 97 with one idle thread started by a
-  sitecustomize, as APM agents do. The environment's `MALLOC_ARENA_MAX=1`, which glibc
+  the example user store idled at 118 MB instead of 97 with one idle thread started by
+  a sitecustomize, as APM agents do. The environment's `MALLOC_ARENA_MAX=1`, which glibc
   reads as the process starts, holds even then: the Dockerfile sets it;
 - `IdleTrim`: once the jobs have been idle for a second, `malloc_trim(0)` returns what
   the heap still holds (0.1 ms, on the loop, once per burst).

@@ -2,8 +2,8 @@
 checked on every call against the caller's certificate identity. Default deny.
 
 Entries: a service name, "*" for any service of the trust domain, "operator" for any
-operator, "gateway" for end users' calls that a front door relays (user_api's `POST /rpc`
-and `/ws`). A front marks each call it relays with the end user's id (`relay_metadata`):
+operator, "gateway" for end users' calls that a front door relays (an HTTP→RPC gateway,
+a WebSocket). A front marks each call it relays with the end user's id (`relay_metadata`):
 such a call needs the front's own entry *and* "gateway", so that a method the front calls
 for itself (minting a token, creating a user) stays out of an end user's reach whatever an
 operator's allow-list names. The handler learns the user from `relayed_for(context)`, to
