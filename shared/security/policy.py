@@ -14,16 +14,15 @@ Health checks and server reflection are open to every identity of the trust doma
 reveal no data; production turns reflection off instead. They still need a valid
 client certificate: the TLS handshake comes first.
 
-`Policy.authorize(method, context)` is the check, for a server middleware link;
-`PolicyInterceptor` installs it on a grpc.aio server. With `enforce=False` a call that
-would be denied is logged and let through, to roll a policy out.
+`Policy.authorize(method, context)` is the check; the server chain runs it in its policy
+link (`ChainInterceptor(..., policy=...)`, on every kind of call). With `enforce=False` a
+call that would be denied is logged and let through, to roll a policy out.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import grpc
@@ -130,66 +129,3 @@ class Policy:
         identity = caller_identity(context, self.trust_domain)
         self.check(method, identity, relayed=relayed_for(context) is not None)
         return identity
-
-
-async def _deny(context: Context, error: ServiceError) -> None:
-    await context.abort(error.grpc_code, error.message, error.trailing_metadata())
-
-
-class PolicyInterceptor(grpc.aio.ServerInterceptor):
-    """Checks every call against `policy` before the handler runs."""
-
-    def __init__(self, policy: Policy) -> None:
-        self._policy = policy
-
-    async def intercept_service(
-        self,
-        continuation: Callable[
-            [grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any] | None]
-        ],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        method = handler_call_details.method
-        if isinstance(method, bytes):
-            method = method.decode()
-        policy = self._policy
-
-        def unary(behavior: Any) -> Any:
-            async def checked(request: Any, context: Context) -> Any:
-                try:
-                    policy.authorize(method, context)
-                except ServiceError as error:
-                    await _deny(context, error)
-                return await behavior(request, context)
-
-            return checked
-
-        def streaming(behavior: Any) -> Any:
-            async def checked(request: Any, context: Context) -> AsyncIterator[Any]:
-                try:
-                    policy.authorize(method, context)
-                except ServiceError as error:
-                    await _deny(context, error)
-                result = behavior(request, context)
-                if inspect.isawaitable(result):  # a handler that writes with context.write
-                    await result
-                    return
-                async for item in result:
-                    yield item
-
-            return checked
-
-        replace: dict[str, Any] = {}
-        for kind, wrap in (
-            ("unary_unary", unary),
-            ("stream_unary", unary),
-            ("unary_stream", streaming),
-            ("stream_stream", streaming),
-        ):
-            behavior = getattr(handler, kind)
-            if behavior is not None:
-                replace[kind] = wrap(behavior)
-        return handler._replace(**replace)  # type: ignore[attr-defined,no-any-return]

@@ -16,7 +16,7 @@ from shared.proto.config.v1 import config_pb2, config_pb2_grpc
 from shared.security.credentials import secure_channel, server_credentials
 from shared.security.identity import Identity, operator_identity, service_identity
 from shared.security.pki import ensure_identity
-from shared.security.policy import Policy, PolicyInterceptor
+from shared.security.policy import Policy
 from shared.security.reload import ReloadingCertificate
 from shared.server import ChainInterceptor
 from shared.tracing import Tracing
@@ -37,7 +37,7 @@ async def config_service(etcd: EtcdServer, tmp_path: Path) -> AsyncIterator[str]
         descriptor = config_pb2.DESCRIPTOR.services_by_name["ConfigService"]
         policy = Policy.from_services([descriptor], trust_domain=DOMAIN)
         server = grpc.aio.server(
-            interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())],
+            interceptors=[ChainInterceptor(Tracing.disabled(), (), policy)],
         )
         config_pb2_grpc.add_ConfigServiceServicer_to_server(
             ConfigHandlers(ConfigLogic(EtcdConfigRepository(client, PREFIX))), server

@@ -18,7 +18,7 @@ from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.security.credentials import secure_channel, server_credentials
 from shared.security.identity import operator_identity, service_identity
 from shared.security.pki import ensure_identity
-from shared.security.policy import Policy, PolicyInterceptor, declared_callers
+from shared.security.policy import Policy, declared_callers
 from shared.security.reload import ReloadingCertificate
 from shared.server import ChainInterceptor
 from shared.tracing import Tracing
@@ -55,7 +55,7 @@ def certificate(root: Path, name: str, *, operator: bool = False) -> ReloadingCe
 async def user_service(tmp_path: Path) -> AsyncIterator[str]:
     policy = Policy.from_services([USER_SERVICE], trust_domain=DOMAIN)
     server = grpc.aio.server(
-        interceptors=[PolicyInterceptor(policy), ChainInterceptor(Tracing.disabled(), ())],
+        interceptors=[ChainInterceptor(Tracing.disabled(), (), policy)],
     )
     user_pb2_grpc.add_UserServiceServicer_to_server(Users(), server)
     health_pb2_grpc.add_HealthServicer_to_server(health.aio.HealthServicer(), server)
