@@ -3,11 +3,14 @@
 Argon2 runs in a worker thread (argon2-cffi releases the GIL), so a login costs the
 event loop nothing; its 19 MiB of scratch memory go back to the OS once logins pause
 (`shared.memory.IdleTrim`). An unknown user is verified against a dummy hash, so that its
-answer takes as long as a wrong password's and says the same thing.
+answer takes as long as a wrong password's and says the same thing. A hash made with older
+Argon2 costs is made again with the current ones at its user's next login, the one moment
+the password is known: raising ARGON2_* upgrades every user who logs in.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +22,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from shared.errors import Reason, ServiceError
 from shared.memory import IdleTrim
 from user_service.errors import INVALID_CREDENTIALS
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _MAX_PASSWORD = 1024
@@ -50,6 +55,10 @@ class UserRepository(Protocol):
         self, event_id: str, user_id: int, at: datetime, client_address: str, user_agent: str
     ) -> bool:
         """Record a login once per event id; False when it was already recorded."""
+        ...
+
+    async def replace_hash(self, user_id: int, old: str, new: str) -> bool:
+        """Store `new` as the user's hash if it is still `old`; False when it was not."""
         ...
 
 
@@ -94,7 +103,16 @@ class UserLogic:
         )
         if stored is None or not matches:
             raise ServiceError(INVALID_CREDENTIALS, "invalid user name or password")
+        if self._hasher.check_needs_rehash(stored.password_hash):
+            await self._rehash(stored, password)
         return _public(stored)
+
+    async def _rehash(self, stored: StoredUser, password: str) -> None:
+        new_hash = await self._hashing.run(self._hasher.hash, password)
+        try:
+            await self._users.replace_hash(stored.id, stored.password_hash, new_hash)
+        except ServiceError as error:  # the login stands: the next one tries again
+            log.warning("user %s keeps the older password hash for now: %s", stored.id, error)
 
     async def get_user(self, user_id: int, *, for_user: str | None = None) -> User:
         """`for_user`: the end user a front door asks for, who may read only themselves

@@ -107,6 +107,14 @@ _ADVANCE_LAST_LOGIN = (
     .values(last_login_time=bindparam("at"))
 )
 
+# A hash made again with the current costs replaces the one that was verified, and only it.
+_REPLACE_HASH = (
+    update(_USERS)
+    .where(_USERS.c.user_id == bindparam("uid"))
+    .where(_USERS.c.pwd == bindparam("old"))
+    .values(pwd=bindparam("new"))
+)
+
 
 class OutboxRow(OutboxColumns, Base):
     """Events user_service causes, written with the change (sql/005_outbox.sql)."""
@@ -229,6 +237,16 @@ class SqlUserRepository:
                 await session.rollback()
                 return False
             return True
+
+    async def replace_hash(self, user_id: int, old: str, new: str) -> bool:
+        async with db.failing_fast(self._timeout_s), self._sessions() as session:
+            connection = await session.connection()
+            replaced = await connection.execute(
+                _REPLACE_HASH, {"uid": user_id, "old": old, "new": new}
+            )
+            await session.commit()
+        self._cache.forget(user_id)
+        return replaced.rowcount == 1
 
 
 _MYSQL_SCHEMA = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,64 @@ async def test_a_created_user_is_stored_hashed_and_can_log_in(
     assert created.id == 10002
     assert (await logic.verify_credentials("alice", "s3cret!")).id == created.id
     assert b"s3cret!" not in (tmp_path / "users.db").read_bytes()
+
+
+def stored_hash(tmp_path: Path, user_id: int = 10001) -> str:
+    with sqlite3.connect(tmp_path / "users.db") as connection:
+        (password_hash,) = connection.execute(
+            'SELECT pwd FROM "user" WHERE user_id = ?', (user_id,)
+        ).fetchone()
+    return str(password_hash)
+
+
+async def test_a_hash_with_other_costs_is_made_again_at_the_next_login(
+    logic: UserLogic, tmp_path: Path
+) -> None:
+    seeded = stored_hash(tmp_path)  # sql/002_seed.sql: OWASP's costs, not FAST_HASHER's
+    with pytest.raises(ServiceError):
+        await logic.verify_credentials("micro", "wrong")
+    assert stored_hash(tmp_path) == seeded  # a failed login changes nothing
+
+    await logic.verify_credentials("micro", "123")
+    rehashed = stored_hash(tmp_path)
+    await logic.verify_credentials("micro", "123")
+
+    assert rehashed != seeded
+    assert not FAST_HASHER.check_needs_rehash(rehashed)
+    assert stored_hash(tmp_path) == rehashed  # made once, then kept
+
+
+async def test_a_hash_changed_since_it_was_read_is_not_replaced(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/users.db"
+    engine = db.create_engine(url)
+    await ensure_schema(engine)
+    users = SqlUserRepository(db.session_factory(engine))
+    try:
+        replaced = await users.replace_hash(10001, "a hash read before a change", "new")
+    finally:
+        await engine.dispose()
+
+    assert replaced is False
+    assert stored_hash(tmp_path).startswith("$argon2id$v=19$m=19456")
+
+
+class UnwritableHashes(SqlUserRepository):
+    async def replace_hash(self, user_id: int, old: str, new: str) -> bool:
+        raise ServiceError(Reason.UNAVAILABLE, "the database is unavailable")
+
+
+async def test_a_rehash_that_cannot_be_stored_leaves_the_login_standing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/users.db"
+    engine = db.create_engine(url)
+    await ensure_schema(engine)
+    logic = UserLogic(UnwritableHashes(db.session_factory(engine)), FAST_HASHER)
+    try:
+        user = await logic.verify_credentials("micro", "123")
+    finally:
+        await engine.dispose()
+
+    assert user.id == 10001
+    assert stored_hash(tmp_path).startswith("$argon2id$v=19$m=19456")
 
 
 async def test_a_taken_name_is_refused(logic: UserLogic) -> None:

@@ -42,7 +42,9 @@ async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
         row = cursor.fetchone()
     assert row is not None
     (stored,) = row
+    # The seed's hash, made with OWASP's costs, was made again with the hasher's at login.
     assert stored.startswith("$argon2id$")
+    assert not PasswordHasher().check_needs_rehash(stored)
 
 
 async def test_concurrent_creates_without_an_id_get_distinct_ids_on_mariadb(
