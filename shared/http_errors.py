@@ -5,6 +5,10 @@ proper status, never a traceback.
 status, `Retry-After` when the caller may retry, `WWW-Authenticate` on 401), request
 validation errors (422 with the fields at fault), Starlette's HTTP exceptions (404, 405,
 415 …) and anything unexpected (logged here, 500-class INTERNAL to the caller).
+
+`install(app, details=False)` (production) tells a public caller that a callee failed and
+when to try again, not which method of which service failed, how busy it was or where its
+nodes are: `without_details`. The call's span keeps the full message.
 """
 
 from __future__ import annotations
@@ -23,7 +27,25 @@ log = logging.getLogger(__name__)
 
 # Transient refusals: a client may try again shortly even when no delay was given.
 _RETRY_SOON = (Reason.CIRCUIT_OPEN, Reason.REJECTED, Reason.OVERLOADED, Reason.UNAVAILABLE)
+# A callee's failure as a public caller is told of it; the caller's own faults (business
+# reasons, the service's or the kit's) keep their message, which is about the request.
+_PUBLIC_MESSAGE: dict[str, str] = {
+    Reason.UNAVAILABLE: "the service is unavailable; try again later",
+    Reason.CIRCUIT_OPEN: "the service is unavailable; try again later",
+    Reason.TIMEOUT: "the service did not answer in time",
+    Reason.REJECTED: "the service is busy; try again shortly",
+    Reason.OVERLOADED: "the service is busy; try again shortly",
+    Reason.INTERNAL: "internal error",
+}
 _HTTP_REASON = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+def without_details(error: ServiceError) -> ServiceError:
+    """`error` with the kit's public message when a callee failed; as it is otherwise."""
+    message = _PUBLIC_MESSAGE.get(error.reason)
+    if message is None or message == error.message:
+        return error
+    return ServiceError(error.reason, message, retry_after=error.retry_after)
 
 
 def error_response(
@@ -49,12 +71,13 @@ def validation_error(problems: list[dict[str, str]]) -> JSONResponse:
     return error_response(ServiceError(Reason.INVALID_ARGUMENT, message), fields=problems)
 
 
-def install(app: FastAPI) -> None:
-    """Render every error `app` raises as the kit's JSON error."""
+def install(app: FastAPI, *, details: bool = True) -> None:
+    """Render every error `app` raises as the kit's JSON error; with `details=False`, a
+    callee's failure without its details (`without_details`)."""
 
     @app.exception_handler(ServiceError)
     async def _service_error(_: Request, error: ServiceError) -> JSONResponse:
-        return error_response(error)
+        return error_response(error if details else without_details(error))
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:

@@ -9,7 +9,8 @@ gives the app, outermost first:
   deadlines of the calls the request makes (`shared.deadline`);
 - body limits (`shared.bodylimit`): 413 past `body_limit` bytes, or a path prefix's own;
 - every error as the kit's JSON error with its reason (`shared.http_errors`), never a
-  traceback.
+  traceback; with `error_details=False` (production), a callee's failure without which
+  method of which service failed, how busy it was or where its nodes are.
 
 FastAPI's native telemetry is off: the span above is the request's one span, metrics
 are Prometheus' and logs the kit's. (FastAPI 0.165 otherwise traces natively once a
@@ -52,6 +53,7 @@ def web_app(
     version: str,
     tracing: Tracing,
     docs: bool = True,
+    error_details: bool = True,
     budget_s: Callable[[], float] = lambda: DEFAULT_BUDGET_S,
     body_limit: int = MIB,
     body_limits: Mapping[str, int] | None = None,
@@ -71,7 +73,7 @@ def web_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
         **hidden,
     )
-    http_errors.install(app)
+    http_errors.install(app, details=error_details)
     # Added innermost first: a 413 is inside the request's budget and its span.
     app.add_middleware(BodyLimit, default=body_limit, limits=body_limits)
     app.add_middleware(RequestBudget, seconds=budget_s)

@@ -34,6 +34,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         version=settings.service_version,
         tracing=runtime.tracing,
         docs=settings.docs_on,
+        error_details=settings.error_details_on,
         budget_s=lambda: app.state.budget_s,  # read per request: config changes apply
         body_limits={"/user/": 64 * KIB},  # the gateway's calls may carry up to 1 MiB
         untraced=(*UNTRACED, "/portal/events"),

@@ -39,6 +39,10 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     # /openapi.json: None means on in development and test, off in production.
     debug_endpoints: bool | None = None
     docs_enabled: bool | None = None
+    # Which method of which service failed, how busy it was, where its nodes are: in the
+    # message of a 503/504 (and of a /ws error frame). None means in development and test;
+    # in production a public caller gets the reason and a plain message (the span keeps all).
+    error_details: bool | None = None
     # POST /rpc/{service}/{method} (user_api/gateway.py): off unless enabled, and then only
     # for the comma-separated `service.Method` / `service.*` entries of the allow-list.
     gateway_enabled: bool = False
@@ -51,6 +55,10 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     @property
     def docs_on(self) -> bool:
         return self.is_development if self.docs_enabled is None else self.docs_enabled
+
+    @property
+    def error_details_on(self) -> bool:
+        return self.is_development if self.error_details is None else self.error_details
 
     @property
     def metrics_on_http(self) -> bool:

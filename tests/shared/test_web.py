@@ -39,6 +39,12 @@ def _routes(app: FastAPI) -> FastAPI:
     async def gone() -> None:
         raise ServiceError(Reason.NOT_FOUND, "no such thing")
 
+    @app.get("/busy")
+    async def busy() -> None:
+        raise ServiceError(
+            Reason.OVERLOADED, "/shop.v1.Stock/Reserve is overloaded: 2 running", retry_after=3
+        )
+
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -95,6 +101,30 @@ async def test_errors_are_the_kits_json_with_their_status(front: httpx.AsyncClie
 
     assert (gone.status_code, gone.json()["error"]["reason"]) == (404, "NOT_FOUND")
     assert (invalid.status_code, invalid.json()["error"]["reason"]) == (422, "INVALID_ARGUMENT")
+
+
+async def test_without_error_details_a_callee_failure_says_what_not_where(
+    exported: tuple[Tracing, InMemorySpanExporter],
+) -> None:
+    tracing, _ = exported
+    app = web_app(title="front", version="1", tracing=tracing, error_details=False)
+    async with http_client(_routes(app)) as client:
+        busy = await client.get("/busy")
+        gone = await client.get("/gone")
+
+    assert busy.status_code == 503
+    assert busy.json()["error"] == {
+        "reason": "OVERLOADED",
+        "message": "the service is busy; try again shortly",
+    }
+    assert busy.headers["Retry-After"] == "3"
+    assert gone.json()["error"]["message"] == "no such thing"  # the request's own fault
+
+
+async def test_with_error_details_a_callee_failure_names_itself(front: httpx.AsyncClient) -> None:
+    busy = await front.get("/busy")
+
+    assert busy.json()["error"]["message"] == "/shop.v1.Stock/Reserve is overloaded: 2 running"
 
 
 async def test_without_docs_there_is_no_openapi_document() -> None:

@@ -1,5 +1,6 @@
 """Production mode closes what development leaves open: debug routes, docs, the portal,
-/metrics on the HTTP app and gRPC reflection, unless each is turned on by name."""
+/metrics on the HTTP app, gRPC reflection and the details of a callee's failure, unless
+each is turned on by name."""
 
 from __future__ import annotations
 
@@ -21,7 +22,13 @@ CLOSED = ("/debug/breakers", "/docs", "/redoc", "/openapi.json", "/portal", "/me
 
 @pytest.fixture(autouse=True)
 def _no_inherited_switches(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ENVIRONMENT", "DEBUG_ENDPOINTS", "DOCS_ENABLED", "PORTAL_ENABLED"):
+    for name in (
+        "ENVIRONMENT",
+        "DEBUG_ENDPOINTS",
+        "DOCS_ENABLED",
+        "PORTAL_ENABLED",
+        "ERROR_DETAILS",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("METRICS_PORT", raising=False)
     monkeypatch.delenv("REFLECTION_ENABLED", raising=False)
@@ -52,6 +59,37 @@ async def test_development_keeps_them_open(tmp_path: Path) -> None:
     async with in_process_system(tmp_path) as system:
         for path in CLOSED:
             assert (await system.http.get(path)).status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    ("environment", "details", "message"),
+    [
+        ("production", None, "the service is unavailable; try again later"),
+        ("production", "true", "no available node of user_service"),
+        ("development", None, "no available node of user_service"),
+    ],
+)
+async def test_production_does_not_tell_the_public_which_service_failed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    environment: str,
+    details: str | None,
+    message: str,
+) -> None:
+    monkeypatch.setenv("ENVIRONMENT", environment)
+    if details is not None:
+        monkeypatch.setenv("ERROR_DETAILS", details)
+    async with in_process_system(tmp_path) as system:
+        await system.user_server.stop()
+        response = await system.http.post("/user/login", data={"userName": "micro", "pwd": "1"})
+        wrong = await system.http.get("/user/me", headers={"Authorization": "Bearer nonsense"})
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.json()["error"] == {"reason": "UNAVAILABLE", "message": message}
+    # The caller's own fault still says what was wrong with the request.
+    assert wrong.status_code == 401
+    assert wrong.json()["error"]["message"] != "internal error"
 
 
 @pytest.fixture

@@ -211,8 +211,9 @@ async def test_a_reader_too_slow_for_its_answers_is_disconnected(limited: Api) -
 async def test_an_open_circuit_is_answered_as_an_error_frame(
     start_service: StartService, registry: EtcdRegistry
 ) -> None:
-    """Default breaker settings: 20 calls that time out (1 s) open the circuit."""
-    system = await start_system(start_service, registry, **WS_ENV)
+    """Default breaker settings: 20 calls that time out (1 s) open the circuit. Without
+    error details (production's default), the frames say what failed, not where."""
+    system = await start_system(start_service, registry, ERROR_DETAILS="false", **WS_ENV)
     try:
         headers = {"Authorization": f"Bearer {await token(system.http)}"}
         ws_url = system.base_url.replace("http", "ws", 1) + "/ws"
@@ -230,8 +231,14 @@ async def test_an_open_circuit_is_answered_as_an_error_frame(
         await system.close()
 
     assert {frame["error"]["reason"] for frame in timed_out} == {"TIMEOUT"}
+    assert {frame["error"]["message"] for frame in timed_out} == {
+        "the service did not answer in time"
+    }
     assert fast["id"] == "open"
-    assert fast["error"]["reason"] == "CIRCUIT_OPEN"
+    assert fast["error"] == {
+        "reason": "CIRCUIT_OPEN",
+        "message": "the service is unavailable; try again later",
+    }
 
 
 async def test_a_login_elsewhere_is_pushed_to_the_users_socket_on_another_replica(

@@ -20,6 +20,7 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 from shared import deadline, jsonbody
 from shared.client.call import Metadata
 from shared.errors import Reason, ServiceError
+from shared.http_errors import without_details
 from shared.reflection import Catalog, call_json, parse_method
 from shared.runtime import Runtime
 from shared.security.policy import relay_metadata
@@ -51,6 +52,7 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
         send_queue=settings.ws_send_queue,
         recheck_s=settings.ws_recheck_s,
     )
+    shown = _as_is if settings.error_details_on else without_details
     routes = APIRouter()
 
     @routes.websocket("/ws")
@@ -67,14 +69,17 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
         except ServiceError as error:
             if socket.application_state is WebSocketState.CONNECTED:
                 code = UNAUTHENTICATED if error.http_status == 401 else TRY_AGAIN_LATER
-                await socket.close(code, error.message[:120])
+                await socket.close(code, shown(error).message[:120])
             return
 
         async def check() -> None:
             await me(token)
 
         async def call_for_user(service: str, method: str, body: dict[str, Any]) -> dict[str, Any]:
-            return await call(service, method, body, relay_metadata(user.id))
+            try:
+                return await call(service, method, body, relay_metadata(user.id))
+            except ServiceError as error:
+                raise shown(error) from None
 
         session = Session(
             socket, user_id=user.id, call=call_for_user, check=check, hub=hub, limits=limits
@@ -82,6 +87,10 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
         await session.run()
 
     return routes
+
+
+def _as_is(error: ServiceError) -> ServiceError:
+    return error
 
 
 RelayedCall = Callable[[str, str, dict[str, Any], Metadata], Awaitable[dict[str, Any]]]
