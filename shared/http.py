@@ -16,6 +16,12 @@ from typing import Any
 
 import uvicorn
 
+from shared.http_deadline import with_read_deadline
+
+# A request's head and body arrive within this many seconds of its first byte, or the
+# connection is closed: a 64 KiB body at 6.5 KB/s, slower than a 2G phone.
+READ_TIMEOUT_S = 10.0
+
 
 class _Uvicorn(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
@@ -38,14 +44,17 @@ class _Uvicorn(uvicorn.Server):
 class HttpServer:
     """Serves an ASGI app: `start` returns once it listens, `stop` lets requests finish."""
 
-    def __init__(self, app: Any, *, host: str, port: int) -> None:
-        # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request);
+    def __init__(
+        self, app: Any, *, host: str, port: int, read_timeout_s: float = READ_TIMEOUT_S
+    ) -> None:
+        # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request),
+        # here with a deadline for each request to arrive whole (shared/http_deadline.py);
         # the loop is whichever the entrypoint runs (uvloop, see shared/entrypoint.py).
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
-            http="httptools",
+            http=with_read_deadline(read_timeout_s),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -4,7 +4,8 @@ proper status, never a traceback.
 `install(app)` on a FastAPI app renders a `ServiceError` (its reason, message, HTTP
 status, `Retry-After` when the caller may retry, `WWW-Authenticate` on 401), request
 validation errors (422 with the fields at fault), Starlette's HTTP exceptions (404, 405,
-415 …) and anything unexpected (logged here, 500-class INTERNAL to the caller).
+415 …), a client that left before its body arrived (499, not logged) and anything
+unexpected (logged here, 500-class INTERNAL to the caller).
 
 `install(app, details=False)` (production) tells a public caller that a callee failed and
 when to try again, not which method of which service failed, how busy it was or where its
@@ -18,8 +19,9 @@ import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from shared.errors import Reason, ServiceError
 
@@ -95,6 +97,12 @@ def install(app: FastAPI, *, details: bool = True) -> None:
             status_code=error.status_code,
             headers=getattr(error, "headers", None),
         )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_: Request, __: ClientDisconnect) -> Response:
+        # The client left before its body arrived (or was cut by the read deadline,
+        # shared/http_deadline.py): nobody to answer, and no fault of the service.
+        return Response(status_code=499)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:

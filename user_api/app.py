@@ -107,7 +107,12 @@ def _describe(app: FastAPI) -> None:
 async def run(settings: UserApiSettings) -> None:
     async with App.open(settings) as app:
         settings = app.settings
-        app.http_server(create_app(app.runtime), host=settings.http_host, port=settings.http_port)
+        app.http_server(
+            create_app(app.runtime),
+            host=settings.http_host,
+            port=settings.http_port,
+            read_timeout_s=settings.http_read_timeout_s,
+        )
         # Registered once HTTP listens, so that the portal and `micro services` show it.
         app.add(HttpPresence(app.runtime, settings.http_host, settings.http_port))
         url = f"http://{settings.http_host}:{settings.http_port}"

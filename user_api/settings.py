@@ -26,6 +26,9 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     service_name: str = "user_api"
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Each request's head and body must arrive within this long of its first byte, or the
+    # connection is closed (Slowloris; uvicorn itself has no such timeout).
+    http_read_timeout_s: float = Field(10.0, gt=0, le=300)
     # Every request's time budget; what is left travels down as the gRPC deadline.
     request_budget_s: float = Field(3.0, gt=0, le=300)
     # Login throttling (user_api/throttling.py explains the keys and these defaults):
