@@ -6,6 +6,7 @@ A real WebSocket client (the `websockets` package) against user_api served by uv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from shared.registry import EtcdRegistry
 from tests.conftest import StartService
+from tests.support.eventually import eventually
 from tests.support.http import login, wait_until_ready
 from tests.support.nats import NatsServer
 from tests.support.ports import free_port
@@ -184,6 +186,47 @@ async def limited(start_service: StartService) -> AsyncIterator[Api]:
     await wait_until_ready(f"http://127.0.0.1:{port}")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         yield Api(http, f"ws://127.0.0.1:{port}/ws")
+
+
+@pytest.fixture
+async def capped(start_service: StartService) -> AsyncIterator[Api]:
+    """user_api allowing 2 sockets per user."""
+    port = free_port()
+    for module in ("config_service", "auth_service", "user_service"):
+        start_service(module)
+    start_service("user_api", HTTP_PORT=str(port), WS_MAX_SOCKETS_PER_USER="2", **WS_ENV)
+    await wait_until_ready(f"http://127.0.0.1:{port}")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
+        yield Api(http, f"ws://127.0.0.1:{port}/ws")
+
+
+async def answers(socket: ClientConnection) -> bool:
+    request = {"id": "r", "service": "user_service", "method": "GetUser", "body": {"id": 10001}}
+    await socket.send(json.dumps(request))
+    return "body" in await receive(socket)
+
+
+async def test_a_user_holds_at_most_the_sockets_allowed(capped: Api) -> None:
+    headers = {"Authorization": f"Bearer {await token(capped.http)}"}
+    async with (
+        connect(capped.ws_url, additional_headers=headers) as first,
+        connect(capped.ws_url, additional_headers=headers) as second,
+    ):
+        assert await answers(first)
+        assert await answers(second)
+        async with connect(capped.ws_url, additional_headers=headers) as third:
+            assert await closed_with(third) == 4429
+        await first.close()
+        assert await answers(second)
+
+    async def a_socket_that_answers() -> bool:
+        # The server gives the place back once it has seen the close: soon, not at once.
+        async with connect(capped.ws_url, additional_headers=headers) as socket:
+            with contextlib.suppress(ConnectionClosed):
+                return await answers(socket)
+        return False
+
+    assert await eventually(a_socket_that_answers, lambda ok: ok, timeout=10)
 
 
 async def test_an_oversized_frame_closes_the_socket(limited: Api) -> None:

@@ -27,7 +27,8 @@ from shared.security.policy import relay_metadata
 from user_api.gateway import AllowList
 from user_api.logic import UserView
 from user_api.ws.pushes import EventHub
-from user_api.ws.session import UNAUTHENTICATED, Limits, Session
+from user_api.ws.quota import SocketQuota
+from user_api.ws.session import TOO_MANY_SOCKETS, UNAUTHENTICATED, Limits, Session
 from user_api.ws.settings import FrontDoorSettings
 
 if TYPE_CHECKING:  # user_api.settings imports this package (FrontDoorSettings)
@@ -53,6 +54,7 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
         recheck_s=settings.ws_recheck_s,
     )
     shown = _as_is if settings.error_details_on else without_details
+    quota = SocketQuota(settings.ws_max_sockets_per_user)
     routes = APIRouter()
 
     @routes.websocket("/ws")
@@ -81,10 +83,16 @@ def router(runtime: Runtime[Any], me: Me, budget: Callable[[], float]) -> APIRou
             except ServiceError as error:
                 raise shown(error) from None
 
-        session = Session(
-            socket, user_id=user.id, call=call_for_user, check=check, hub=hub, limits=limits
-        )
-        await session.run()
+        if not quota.take(user.id):
+            await socket.close(TOO_MANY_SOCKETS, f"at most {quota.per_user} sockets per user")
+            return
+        try:
+            session = Session(
+                socket, user_id=user.id, call=call_for_user, check=check, hub=hub, limits=limits
+            )
+            await session.run()
+        finally:
+            quota.give_back(user.id)
 
     return routes
 

@@ -24,9 +24,10 @@ from user_api.ws.pushes import PUSHABLE, EventHub
 
 log = logging.getLogger(__name__)
 
-# Close codes: 4401 like HTTP 401, 4408 like HTTP 408; the others are RFC 6455's.
+# Close codes: 4401, 4408 and 4429 like HTTP 401, 408 and 429; the others are RFC 6455's.
 UNAUTHENTICATED = 4401
 IDLE = 4408
+TOO_MANY_SOCKETS = 4429
 POLICY = 1008
 TOO_BIG = 1009
 INTERNAL_ERROR = 1011

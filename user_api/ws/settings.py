@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from shared.config import ServiceSettings
 
 
@@ -11,6 +13,8 @@ class FrontDoorSettings(ServiceSettings):
     ws_enabled: bool = False
     # Larger frames close the socket (1009): requests to services are small.
     ws_max_frame_bytes: int = 64 * 1024
+    # Sockets one user may hold on one replica (tabs, devices); one more is closed (4429).
+    ws_max_sockets_per_user: int = Field(8, ge=1)
     # Calls of one socket running at once; more are answered REJECTED at once.
     ws_max_in_flight: int = 100
     # A socket that sends nothing for this long is closed (4408).
