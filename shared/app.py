@@ -81,16 +81,13 @@ class App(Generic[S]):
         """The service's gRPC server, registered by `run` once every part serves."""
         return self.add(self.runtime.grpc_server(**options))
 
-    def http_server(
-        self, app: Any, *, host: str, port: int, read_timeout_s: float | None = None
-    ) -> HttpServer:
-        """An ASGI app served by uvicorn under the app's signal handling; each request must
-        arrive whole within `read_timeout_s` (default `shared.http.READ_TIMEOUT_S`)."""
+    def http_server(self, app: Any, *, host: str, port: int, **options: Any) -> HttpServer:
+        """An ASGI app served by uvicorn under the app's signal handling; `options` are
+        `shared.http.HttpServer`'s (the read deadline, the proxies to believe)."""
         # Imported here: a gRPC-only service never loads uvicorn (a few MB of its memory).
-        from shared.http import READ_TIMEOUT_S, HttpServer
+        from shared.http import HttpServer
 
-        timeout = READ_TIMEOUT_S if read_timeout_s is None else read_timeout_s
-        return self.add(HttpServer(app, host=host, port=port, read_timeout_s=timeout))
+        return self.add(HttpServer(app, host=host, port=port, **options))
 
     def subscribe(self, subject: str, handler: Handler) -> None:
         """Handle `subject` once per service, each event in a span."""

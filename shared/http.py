@@ -45,8 +45,17 @@ class HttpServer:
     """Serves an ASGI app: `start` returns once it listens, `stop` lets requests finish."""
 
     def __init__(
-        self, app: Any, *, host: str, port: int, read_timeout_s: float = READ_TIMEOUT_S
+        self,
+        app: Any,
+        *,
+        host: str,
+        port: int,
+        read_timeout_s: float = READ_TIMEOUT_S,
+        forwarded_allow_ips: str = "127.0.0.1",
     ) -> None:
+        """`forwarded_allow_ips`: the peers (addresses, networks, or `*`) whose
+        X-Forwarded-For and X-Forwarded-Proto are believed, i.e. the proxy in front; the
+        request's client is then the address that proxy saw."""
         # httptools parses HTTP/1.1 in C (uvicorn's pure-Python h11 costs more CPU per request),
         # here with a deadline for each request to arrive whole (shared/http_deadline.py);
         # the loop is whichever the entrypoint runs (uvloop, see shared/entrypoint.py).
@@ -55,6 +64,8 @@ class HttpServer:
             host=host,
             port=port,
             http=with_read_deadline(read_timeout_s),
+            proxy_headers=True,
+            forwarded_allow_ips=forwarded_allow_ips,
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -681,6 +681,38 @@ def test_the_proxy_routes_to_every_user_api_replica(
     assert ["proxy_pass", f"http://{upstream}"] in directives
 
 
+def test_logins_are_counted_per_client_behind_the_proxy(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    from user_api.settings import UserApiSettings
+
+    directives = nginx_directives(NGINX_CONF.read_text())
+    # nginx writes the address it saw; appending ($proxy_add_x_forwarded_for) would pass on
+    # whatever the client wrote first, which user_api would then take for its address.
+    headers = {d[1]: d[2:] for d in directives if d[0] == "proxy_set_header"}
+    assert headers["X-Forwarded-For"] == ["$remote_addr"]
+    # ...and user_api believes it: by default only a proxy on its own host is.
+    env = environment(apps["user_api"])
+    assert UserApiSettings.model_fields["forwarded_allow_ips"].default == "127.0.0.1"
+    assert env["FORWARDED_ALLOW_IPS"] == "*"
+    assert port_mappings(services(compose)["user_api"]) == []  # only its peers reach it
+
+
+def test_the_proxy_passes_websockets_and_lets_them_idle_as_user_api_does(
+    apps: dict[str, dict[str, Any]],
+) -> None:
+    from user_api.settings import UserApiSettings
+
+    directives = nginx_directives(NGINX_CONF.read_text())
+    headers = {d[1]: d[2:] for d in directives if d[0] == "proxy_set_header"}
+    assert headers["Upgrade"] == ["$http_upgrade"]
+    (connection,) = headers["Connection"]
+    assert ["map", "$http_upgrade", connection] in directives
+    (read_timeout,) = [d[1] for d in directives if d[0] == "proxy_read_timeout"]
+    idle = UserApiSettings.model_fields["ws_idle_timeout_s"].default
+    assert float(read_timeout.removesuffix("s")) > idle
+
+
 def test_the_proxy_is_health_checked_through_user_api(
     compose: dict[str, Any], apps: dict[str, dict[str, Any]]
 ) -> None:

@@ -112,6 +112,7 @@ async def run(settings: UserApiSettings) -> None:
             host=settings.http_host,
             port=settings.http_port,
             read_timeout_s=settings.http_read_timeout_s,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
         )
         # Registered once HTTP listens, so that the portal and `micro services` show it.
         app.add(HttpPresence(app.runtime, settings.http_host, settings.http_port))

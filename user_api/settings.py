@@ -29,6 +29,10 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     # Each request's head and body must arrive within this long of its first byte, or the
     # connection is closed (Slowloris; uvicorn itself has no such timeout).
     http_read_timeout_s: float = Field(10.0, gt=0, le=300)
+    # The proxy in front (addresses or networks, comma-separated; `*` for any peer): its
+    # X-Forwarded-For gives the client address that the login throttle counts and the
+    # login events carry. Anyone else's is ignored, or a client could pick its address.
+    forwarded_allow_ips: str = "127.0.0.1"
     # Every request's time budget; what is left travels down as the gRPC deadline.
     request_budget_s: float = Field(3.0, gt=0, le=300)
     # Login throttling (user_api/throttling.py explains the keys and these defaults):

@@ -47,13 +47,13 @@ async def in_process_system(
     hasher = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     users = UserLogic(SqlUserRepository(db.session_factory(engine)), hasher)
     tokens = TokenLogic(SECRET, "test", 60, MemoryRevocationStore())
-    settings = UserApiSettings(
-        use_config_service=False,
-        nats_url="memory://",
-        login_limit_per_address="1000000/minute",  # tests/user_api/test_throttling.py
-        login_limit_per_account="1000000/minute",
-        **api_settings,  # type: ignore[arg-type]
-    )
+    defaults: dict[str, object] = {
+        "use_config_service": False,
+        "nats_url": "memory://",
+        "login_limit_per_address": "1000000/minute",  # tests/user_api/test_throttling.py
+        "login_limit_per_account": "1000000/minute",
+    }
+    settings = UserApiSettings(**{**defaults, **api_settings})  # type: ignore[arg-type]
     try:
         async with InProcess.open() as system:
             user_server = await system.serve("user_service", user_app.add_to, users)
