@@ -42,6 +42,7 @@ async def run(settings: AuthServiceSettings) -> None:
             settings.token_ttl_s,
             revoked,
             app.runtime.broker,
+            accepted=settings.accepted_keys(),
         )
         add_to(app.grpc_server(), logic)
         await app.run()

@@ -1,10 +1,15 @@
-"""Access tokens: signed JWTs (HS256) with expiry and a unique id, and their revocation."""
+"""Access tokens: signed JWTs (HS256) with expiry and a unique id, and their revocation.
+
+A token names its key in its header (`kid`): tokens signed with a key that is now only
+accepted (JWT_ACCEPTED_SECRETS) stay valid while the signing key changes (README, "Rotating
+the signing key"). A token without `kid` is checked against the signing key.
+"""
 
 from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -12,6 +17,7 @@ import jwt
 
 from auth_service.decoded import DecodedTokens
 from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
+from auth_service.keys import key_id
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
@@ -56,8 +62,13 @@ class TokenLogic:
         revoked: RevocationStore,
         events: Broker | None = None,
         clock: Callable[[], float] = time.time,
+        *,
+        accepted: Sequence[str] = (),
     ) -> None:
+        """`secret` signs and validates; each of `accepted` only validates."""
         self._secret = secret
+        self._kid = key_id(secret)
+        self._keys = {key_id(key): key for key in (*accepted, secret)}
         self._clock = clock
         self._issuer = issuer
         self._ttl_s = ttl_s
@@ -78,7 +89,8 @@ class TokenLogic:
             "exp": claims.expires_at,
             "iss": self._issuer,
         }
-        return IssuedToken(jwt.encode(payload, self._secret, algorithm=_ALGORITHM), claims)
+        token = jwt.encode(payload, self._secret, algorithm=_ALGORITHM, headers={"kid": self._kid})
+        return IssuedToken(token, claims)
 
     async def validate(self, token: str) -> Claims:
         claims = self._decoded.get(token)
@@ -102,9 +114,13 @@ class TokenLogic:
 
     def _decode(self, token: str) -> Claims:
         try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._secret if kid is None else self._keys.get(str(kid))
+            if key is None:  # a key we do not hold (any longer)
+                raise ServiceError(TOKEN_INVALID, "invalid token")
             payload = jwt.decode(
                 token,
-                self._secret,
+                key,
                 algorithms=[_ALGORITHM],
                 issuer=self._issuer,
                 # Expiry is checked below against the injected clock, not the system's.

@@ -18,6 +18,9 @@ class AuthServiceSettings(ServiceSettings):
     # (created on first start). From the environment or config_service, never code.
     jwt_secret: SecretStr | None = None
     jwt_secret_file: Path | None = None
+    # Keys that validate tokens but never sign them, comma-separated: the key before a
+    # rotation (until its tokens expire, TOKEN_TTL_S), or the next one before it signs.
+    jwt_accepted_secrets: SecretStr | None = None
     jwt_issuer: str = "pymicro-kit"
     token_ttl_s: int = 3600
     revocation_prefix: str = "/micro/auth/revoked/"
@@ -37,6 +40,25 @@ class AuthServiceSettings(ServiceSettings):
         if secret is not None and len(secret.get_secret_value()) < MIN_SECRET:
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET} characters")
         return secret
+
+    @field_validator("jwt_accepted_secrets", mode="before")
+    @classmethod
+    def _none_is_unset(cls, secrets: object) -> object:
+        return None if secrets == "" else secrets
+
+    @field_validator("jwt_accepted_secrets")
+    @classmethod
+    def _each_long_enough(cls, secrets: SecretStr | None) -> SecretStr | None:
+        keys = [] if secrets is None else secrets.get_secret_value().split(",")
+        if any(len(key.strip()) < MIN_SECRET for key in keys):
+            raise ValueError(f"each key must be at least {MIN_SECRET} characters")
+        return secrets
+
+    def accepted_keys(self) -> list[str]:
+        """JWT_ACCEPTED_SECRETS, one key each."""
+        if self.jwt_accepted_secrets is None:
+            return []
+        return [key.strip() for key in self.jwt_accepted_secrets.get_secret_value().split(",")]
 
     def signing_key(self) -> str:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None

@@ -6,8 +6,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from auth_service.keys import signing_key
+from auth_service.settings import AuthServiceSettings
 
 
 def test_jwt_secret_wins_over_the_key_file(tmp_path: Path) -> None:
@@ -36,3 +38,18 @@ def test_a_key_file_that_is_too_short_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(SystemExit, match="fewer than 32"):
         signing_key(None, tmp_path / "key")
+
+
+def test_accepted_keys_are_a_comma_separated_list_of_long_keys(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = "a" * 32, "b" * 40
+    monkeypatch.setenv("JWT_ACCEPTED_SECRETS", f"{first}, {second}")
+    assert AuthServiceSettings(use_config_service=False).accepted_keys() == [first, second]
+
+    monkeypatch.setenv("JWT_ACCEPTED_SECRETS", f"{first},short")
+    with pytest.raises(ValidationError, match="each key must be at least 32 characters"):
+        AuthServiceSettings(use_config_service=False)
+
+    monkeypatch.setenv("JWT_ACCEPTED_SECRETS", "")
+    assert AuthServiceSettings(use_config_service=False).accepted_keys() == []

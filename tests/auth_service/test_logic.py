@@ -120,3 +120,49 @@ async def test_a_signed_token_with_an_id_out_of_range_is_invalid(sub: str) -> No
         await tokens().validate(token)
 
     assert caught.value.reason == TOKEN_INVALID
+
+
+OLD_KEY = "the-key-before-the-rotation-0123456789abcdef"
+NEW_KEY = "the-key-after-the-rotation-0123456789abcdefg"
+
+
+def keyed(signing: str, *accepted: str) -> TokenLogic:
+    return TokenLogic(signing, "test-issuer", 60, MemoryRevocationStore(), accepted=accepted)
+
+
+async def test_tokens_of_an_accepted_key_stay_valid_while_the_signing_key_changes() -> None:
+    # 1. every replica accepts the next key; 2. it signs, the old one is accepted; 3. after
+    # TOKEN_TTL_S the old one goes. Replicas at steps 1 and 2 accept each other's tokens.
+    step1, step2, step3 = keyed(OLD_KEY, NEW_KEY), keyed(NEW_KEY, OLD_KEY), keyed(NEW_KEY)
+    before, during = step1.make_token(1, "a").token, step2.make_token(2, "b").token
+
+    assert (await step2.validate(before)).user_id == 1
+    assert (await step1.validate(during)).user_id == 2
+    assert (await step3.validate(during)).user_id == 2
+    with pytest.raises(ServiceError) as caught:
+        await step3.validate(before)
+    assert caught.value.reason == TOKEN_INVALID
+
+
+def kid(token: str) -> str:
+    return str(jwt.get_unverified_header(token)["kid"])
+
+
+def test_a_token_names_its_key_without_revealing_it() -> None:
+    first, second = keyed(NEW_KEY, OLD_KEY).make_token(1, "a"), keyed(NEW_KEY).make_token(2, "b")
+
+    assert kid(first.token) == kid(second.token)
+    assert kid(first.token) != kid(keyed(OLD_KEY).make_token(1, "a").token)
+    assert NEW_KEY not in kid(first.token)
+
+
+async def test_a_token_made_before_tokens_named_their_key_is_checked_against_the_signing_key() -> (
+    None
+):
+    payload = {"sub": "7", "name": "x", "jti": "j", "iat": 1, "exp": 2**40, "iss": "test-issuer"}
+    unnamed = jwt.encode(payload, NEW_KEY, algorithm="HS256")
+
+    assert (await keyed(NEW_KEY, OLD_KEY).validate(unnamed)).user_id == 7
+    with pytest.raises(ServiceError) as caught:
+        await keyed(OLD_KEY, NEW_KEY).validate(unnamed)
+    assert caught.value.reason == TOKEN_INVALID
