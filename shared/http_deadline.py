@@ -34,6 +34,11 @@ class _ReadDeadline(HttpToolsProtocol):
         super().on_message_begin()
         self._arm()
 
+    def on_headers_complete(self) -> None:
+        super().on_headers_complete()
+        if self.pipeline:  # queued behind a request still being answered: uvicorn stops
+            self._disarm()  # reading, so the rest of it waits on the server, not the client
+
     def on_message_complete(self) -> None:
         self._disarm()
         super().on_message_complete()

@@ -93,6 +93,24 @@ async def test_a_request_that_arrived_is_served_however_long_it_takes(
     assert echoed.endswith(b'{"bytes":3}')
 
 
+async def test_a_request_queued_behind_a_slow_one_is_not_cut_while_it_waits(
+    address: tuple[str, int],
+) -> None:
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        # Pipelined: the second head arrives while the first is answered, its body later.
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: front\r\n\r\n")
+        writer.write(b"POST /echo HTTP/1.1\r\nHost: front\r\nContent-Length: 3\r\n\r\n")
+        slow = await asyncio.wait_for(reader.readuntil(b'"done"}'), PATIENCE_S)
+        writer.write(b"abc")
+        echoed = await asyncio.wait_for(reader.readuntil(b'{"bytes":3}'), PATIENCE_S)
+    finally:
+        writer.close()
+
+    assert slow.startswith(b"HTTP/1.1 200")
+    assert echoed.endswith(b'{"bytes":3}')
+
+
 async def test_a_websocket_outlives_the_deadline(address: tuple[str, int]) -> None:
     host, port = address
     async with connect(f"ws://{host}:{port}/ws") as socket:
