@@ -29,7 +29,7 @@ class AuthServiceSettings(ServiceSettings):
     # It bounds how long a revocation made on another replica can go unseen.
     revocation_staleness_s: float = 1.0
 
-    @field_validator("jwt_secret", mode="before")
+    @field_validator("jwt_secret", "jwt_accepted_secrets", mode="before")
     @classmethod
     def _empty_is_unset(cls, secret: object) -> object:
         return None if secret == "" else secret
@@ -40,11 +40,6 @@ class AuthServiceSettings(ServiceSettings):
         if secret is not None and len(secret.get_secret_value()) < MIN_SECRET:
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET} characters")
         return secret
-
-    @field_validator("jwt_accepted_secrets", mode="before")
-    @classmethod
-    def _none_is_unset(cls, secrets: object) -> object:
-        return None if secrets == "" else secrets
 
     @field_validator("jwt_accepted_secrets")
     @classmethod
