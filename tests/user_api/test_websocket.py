@@ -46,15 +46,22 @@ class Api:
     ws_url: str
 
 
-@pytest.fixture
-async def api(start_service: StartService) -> AsyncIterator[Api]:
+@contextlib.asynccontextmanager
+async def front(start_service: StartService, **env: str) -> AsyncIterator[Api]:
+    """The services, and user_api with /ws on (WS_ENV) and `env`."""
     port = free_port()
     for module in ("config_service", "auth_service", "user_service"):
         start_service(module)
-    start_service("user_api", HTTP_PORT=str(port), **WS_ENV)
+    start_service("user_api", HTTP_PORT=str(port), **env, **WS_ENV)
     await wait_until_ready(f"http://127.0.0.1:{port}")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
         yield Api(http, f"ws://127.0.0.1:{port}/ws")
+
+
+@pytest.fixture
+async def api(start_service: StartService) -> AsyncIterator[Api]:
+    async with front(start_service) as api:
+        yield api
 
 
 async def token(http: httpx.AsyncClient) -> str:
@@ -178,26 +185,16 @@ async def test_what_the_allow_list_does_not_name_and_bad_frames_get_error_frames
 @pytest.fixture
 async def limited(start_service: StartService) -> AsyncIterator[Api]:
     """user_api with small limits: 1000-byte frames, 8 unread frames, 1 s of idleness."""
-    port = free_port()
-    for module in ("config_service", "auth_service", "user_service"):
-        start_service(module)
     limits = {"WS_MAX_FRAME_BYTES": "1000", "WS_SEND_QUEUE": "8", "WS_IDLE_TIMEOUT_S": "1"}
-    start_service("user_api", HTTP_PORT=str(port), **limits, **WS_ENV)
-    await wait_until_ready(f"http://127.0.0.1:{port}")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        yield Api(http, f"ws://127.0.0.1:{port}/ws")
+    async with front(start_service, **limits) as api:
+        yield api
 
 
 @pytest.fixture
 async def capped(start_service: StartService) -> AsyncIterator[Api]:
     """user_api allowing 2 sockets per user."""
-    port = free_port()
-    for module in ("config_service", "auth_service", "user_service"):
-        start_service(module)
-    start_service("user_api", HTTP_PORT=str(port), WS_MAX_SOCKETS_PER_USER="2", **WS_ENV)
-    await wait_until_ready(f"http://127.0.0.1:{port}")
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-        yield Api(http, f"ws://127.0.0.1:{port}/ws")
+    async with front(start_service, WS_MAX_SOCKETS_PER_USER="2") as api:
+        yield api
 
 
 async def answers(socket: ClientConnection) -> bool:
