@@ -48,6 +48,13 @@ class AllowList:
     def permits(self, service: str, method: str) -> bool:
         return service in self._services or (service, method) in self._methods
 
+    def require(self, service: str, method: str, door: str) -> None:
+        """PERMISSION_DENIED unless the list names `method` (`Method` or `pkg.Service/Method`)
+        of `service`; `door` says which front door refuses it."""
+        _, name = parse_method(method)
+        if not self.permits(service, name):
+            raise ServiceError(Reason.PERMISSION_DENIED, f"{service}.{name} is not open to {door}")
+
 
 def router(client: Client, allow: AllowList) -> APIRouter:
     catalog = Catalog(client)  # one per app: descriptors are fetched once per service
@@ -56,11 +63,7 @@ def router(client: Client, allow: AllowList) -> APIRouter:
     @routes.post("/rpc/{service}/{method}")
     async def rpc(service: str, method: str, request: Request, token: Token, logic: Logic) -> Any:
         user = await logic.me(token)  # valid, not revoked, and its user still exists
-        _, name = parse_method(method)
-        if not allow.permits(service, name):
-            raise ServiceError(
-                Reason.PERMISSION_DENIED, f"{service}.{name} is not open to the gateway"
-            )
+        allow.require(service, method, "the gateway")
         body = await _body(request)
         # For the user: the method must also be open to "gateway" (shared/security/policy.py).
         relayed = relay_metadata(user.id)

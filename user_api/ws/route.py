@@ -19,9 +19,9 @@ from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from shared import deadline, jsonbody
 from shared.client.call import Metadata
-from shared.errors import Reason, ServiceError
+from shared.errors import ServiceError
 from shared.http_errors import without_details
-from shared.reflection import Catalog, call_json, parse_method
+from shared.reflection import Catalog, call_json
 from shared.runtime import Runtime
 from shared.security.policy import relay_metadata
 from user_api.gateway import AllowList
@@ -114,9 +114,7 @@ def json_caller(
     async def call(
         service: str, method: str, body: dict[str, Any], metadata: Metadata
     ) -> dict[str, Any]:
-        _, name = parse_method(method)
-        if not allow.permits(service, name):
-            raise ServiceError(Reason.PERMISSION_DENIED, f"{service}.{name} is not open to /ws")
+        allow.require(service, method, "/ws")
         with deadline.budget(budget()):
             return await call_json(
                 runtime.client,
