@@ -23,6 +23,8 @@ _STANDARD_ATTRS = frozenset(
     (
         "args",
         "asctime",
+        # uvicorn's copy of `msg` with terminal colour codes: escape sequences in a JSON line.
+        "color_message",
         "created",
         "exc_info",
         "exc_text",

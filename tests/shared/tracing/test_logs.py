@@ -40,6 +40,20 @@ def test_json_lines_carry_the_trace_id(recorded: Recorded) -> None:
 
 
 @pytest.mark.usefixtures("restore_root")
+def test_json_lines_leave_out_uvicorn_terminal_colours() -> None:
+    stream = io.StringIO()
+    configure_logging("user_api", stream=stream)
+    colored = "Started server process [\x1b[36m%d\x1b[0m]"
+    logging.getLogger("uvicorn.error").info(
+        "Started server process [%d]", 42, extra={"color_message": colored}
+    )
+    line = stream.getvalue()
+    assert json.loads(line)["msg"] == "Started server process [42]"
+    assert "color_message" not in line
+    assert "\\u001b" not in line
+
+
+@pytest.mark.usefixtures("restore_root")
 def test_text_lines_and_reconfiguration(recorded: Recorded) -> None:
     configure_logging("user_api", json=True, stream=io.StringIO())
     stream = io.StringIO()
