@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nkeys  # type: ignore[import-untyped]
-
 from shared.broker.streams import DLQ_PREFIX
 from shared.security.files import write_file_once
 
@@ -44,6 +42,10 @@ def seed_path(directory: Path, name: str) -> Path:
 
 def ensure_nkey(directory: Path, name: str) -> str:
     """The public key of `name`'s user nkey, whose seed is created once in `directory`."""
+    # Only provisioning makes keys: the services, which import their roles, never load nkeys
+    # (and PyNaCl under it, about 1 MB each). nats-py loads it itself when a seed is set.
+    import nkeys  # type: ignore[import-untyped]
+
     path = seed_path(directory, name)
     write_file_once(path, nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER) + b"\n")
     public: bytes = nkeys.from_seed(path.read_bytes().strip()).public_key

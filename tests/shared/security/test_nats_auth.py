@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
@@ -112,3 +114,15 @@ async def test_a_client_without_credentials_cannot_connect(
     with pytest.raises((nats.errors.Error, OSError)) as refused:
         await Connection().open(server, None)
     assert "authorization" in str(refused.value).lower()
+
+
+def test_a_service_that_imports_its_role_does_not_load_nkeys() -> None:
+    # Roles are read by every service's settings; only provisioning makes keys.
+    code = (
+        "import sys, user_service.settings, shared.security.roles\n"
+        "print(sorted(n for n in sys.modules if n.split('.')[0] in ('nkeys', 'nacl')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"
