@@ -19,7 +19,7 @@ def _limit(text: str) -> str:
 Limit = Annotated[str, AfterValidator(_limit)]
 
 # Its NATS user (scripts/nats_config.py): it publishes logins; /ws pushes user.logged_in.
-ROLE = ServiceRole(publishes=(UserLoggedIn, UserLoginFailed), consumes=(UserLoggedIn,))
+ROLE = ServiceRole(publishes=(UserLoggedIn, UserLoginFailed), listens=(UserLoggedIn,))
 
 
 class UserApiSettings(FrontDoorSettings, PortalSettings):

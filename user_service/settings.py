@@ -6,7 +6,7 @@ from pydantic import Field
 from sqlalchemy.engine import make_url
 
 from shared.config import ServiceSettings
-from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
+from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.security.production import weak_password
 from shared.security.roles import ServiceRole
 
@@ -53,5 +53,6 @@ class UserServiceSettings(ServiceSettings):
         return problems
 
 
-# Its NATS user (scripts/nats_config.py): it records logins.
-ROLE = ServiceRole(consumes=(UserLoggedIn,))
+# Its NATS user (scripts/nats_config.py): it announces new users (through its outbox) and
+# records logins.
+ROLE = ServiceRole(publishes=(UserCreated,), consumes=(UserLoggedIn,))

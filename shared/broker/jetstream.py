@@ -32,17 +32,13 @@ from shared.broker.metrics import BrokerMetrics
 from shared.broker.protocol import EVENT_ID_HEADER, Event, Handler
 from shared.broker.settings import BrokerSettings
 from shared.broker.streams import STREAM_NOT_FOUND, dlq_subject, ensure_streams
+from shared.broker.subjects import consumer_name
 
 log = logging.getLogger(__name__)
 
 # How long one idle pull waits on the server; a reconnect cuts it short.
 FETCH_EXPIRES_S = 5.0
 _NATS_ERRORS = (nats.errors.Error, OSError)
-
-
-def consumer_name(queue: str, subject: str) -> str:
-    token = subject.replace(".", "_").replace("*", "any").replace(">", "all")
-    return f"{queue}--{token}"
 
 
 class DurableSubscription:

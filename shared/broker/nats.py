@@ -19,6 +19,7 @@ import nats.errors
 import nats.js.errors
 from google.protobuf.message import Message
 from nats.aio.client import Client, Server
+from nats.protocol.parser import PERMISSIONS_ERR
 
 from shared import backoff
 from shared.broker import subjects
@@ -35,6 +36,8 @@ from shared.broker.streams import ensure_stream, ensure_streams, known_streams
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 2
+# Distinct refusals logged (each names its subject): a bound however many there are.
+MAX_REFUSALS_LOGGED = 100
 _NATS_ERRORS = (nats.errors.Error, OSError)
 # Retrying these cannot help: the message itself is at fault.
 _REJECTED = (
@@ -72,6 +75,7 @@ class NatsBroker(OutboxPublisher):
         self._connect_task: asyncio.Task[None] | None = None
         self._closing = False
         self._outage_logged = False
+        self._refusals: set[str] = set()
 
     @property
     def connected(self) -> bool:
@@ -192,6 +196,8 @@ class NatsBroker(OutboxPublisher):
             name=self._service_name,
             # nats-py signs the server's challenge with the seed read from this file.
             nkeys_seed=str(self._settings.nkeys_seed) if self._settings.nkeys_seed else None,
+            # Replies to this service only: its NATS user may read no other inbox.
+            inbox_prefix=subjects.inbox_prefix(self._service_name),
             allow_reconnect=True,
             max_reconnect_attempts=-1,
             connect_timeout=CONNECT_TIMEOUT_S,
@@ -258,11 +264,28 @@ class NatsBroker(OutboxPublisher):
         self._attempted.set()
         if self._closing:
             return
+        if PERMISSIONS_ERR in str(error).lower():
+            self._refused(str(error))
+            return
         if not self._outage_logged:
             self._outage_logged = True
             log.warning("broker cannot reach NATS (%s); retrying, events wait in the outbox", error)
         else:
             log.debug("broker still cannot reach NATS: %s", error)
+
+    def _refused(self, refusal: str) -> None:
+        """Connected, but refused what this service's NATS user may not do: an event or a
+        subscription its role leaves out. Said once each (the outbox retries a refused
+        publish), as an error: nothing fixes it but the role."""
+        if refusal in self._refusals or len(self._refusals) >= MAX_REFUSALS_LOGGED:
+            return
+        self._refusals.add(refusal)
+        log.error(
+            "NATS refused %s (%s): not allowed to this service's NATS user; "
+            "see its ROLE (shared.security.roles)",
+            self._service_name,
+            refusal,
+        )
 
     async def _on_disconnected(self) -> None:
         self._connected.clear()

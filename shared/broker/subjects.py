@@ -1,4 +1,6 @@
-"""NATS subject wildcards: `*` is one token, `>` one or more trailing tokens."""
+"""NATS subjects: wildcards (`*` is one token, `>` one or more trailing tokens), and the
+names a service's own subjects take (its inboxes, its durable consumers), which its NATS
+permissions (shared.security.nats_auth) are written against."""
 
 from __future__ import annotations
 
@@ -38,3 +40,18 @@ def find_stream(streams: Mapping[str, Sequence[str]], subject: str) -> str | Non
         if any(covers(pattern, subject) for pattern in patterns):
             return name
     return None
+
+
+def inbox_prefix(service: str) -> str:
+    """Where `service`'s replies come (requests, JetStream acks and pulls): `_INBOX_<name>`.
+
+    An inbox of its own per service, so that its NATS user may subscribe to its own replies
+    only; under the shared default, `_INBOX.>`, any service could read every other one's.
+    """
+    return f"_INBOX_{service}"
+
+
+def consumer_name(queue: str, subject: str) -> str:
+    """The durable consumer through which queue group `queue` pulls `subject`."""
+    token = subject.replace(".", "_").replace("*", "any").replace(">", "all")
+    return f"{queue}--{token}"

@@ -1,15 +1,22 @@
-"""NATS users for services: an nkey per service and permissions on its own subjects.
+"""NATS users for services: an nkey per service, allowed what the service does and no more.
 
 An nkey is an Ed25519 key pair: the server's configuration holds only public keys, each
 service reads its seed from a file (0600, created once), and nats-py signs the server's
-challenge with it (`nats.connect(nkeys_seed=path)`). A role lists the subjects a service
-publishes (its events) and those it consumes; everything else is refused by the server.
+challenge with it (`nats.connect(nkeys_seed=path)`). Everything a role does not list is
+refused by the server:
 
-Every role also gets what the JetStream client needs: the API (`$JS.API.>`: streams and
-consumers are created idempotently by each service), acks (`$JS.ACK.>`), replies on
-`_INBOX.>`, and the dead-letter subjects of what it consumes. `$JS.API.>` is broad (a
-service could delete a stream); narrowing it to the stream and consumer names a service
-uses is the next step.
+- publish: its events' subjects, and the dead-letter subjects of the events it consumes;
+- JetStream: creating and updating its streams (those of its events, and the dead-letter
+  stream: every service sets them up idempotently, see shared.broker.streams), and, for
+  each event it consumes, creating its own durable consumer, pulling from it and acking
+  what it pulled. No deleting or purging a stream, no reading a stream through another
+  consumer or by sequence, no consumer on anyone else's events;
+- subscribe: the events it listens to on core NATS, and its own inbox (`_INBOX_<name>.>`,
+  shared.broker.subjects), where its requests' replies, its publish acks and its pulled
+  events arrive. A consumed event comes through the pull only, never as a live copy.
+
+The JetStream API subjects are those nats-py sends to a server of 2.9 or newer
+(`$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>` for a named, filtered consumer).
 """
 
 from __future__ import annotations
@@ -21,19 +28,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.broker.streams import DLQ_PREFIX
+from shared.broker.streams import dlq_subject
+from shared.broker.subjects import consumer_name, inbox_prefix
 from shared.security.files import write_file_once
 
-JETSTREAM_PUBLISH = ("$JS.API.>", "$JS.ACK.>")
-REPLIES = ("_INBOX.>",)
+JS_API = "$JS.API"
 
 
 @dataclass(frozen=True)
 class NatsRole:
     name: str
+    # Subjects it publishes.
     publishes: tuple[str, ...] = ()
-    consumes: tuple[str, ...] = ()
-    extra_publish: tuple[str, ...] = ()
+    # (stream, subject) pairs it pulls through a durable consumer of its own.
+    consumes: tuple[tuple[str, str], ...] = ()
+    # Subjects each replica hears on core NATS as they are published.
+    listens: tuple[str, ...] = ()
+    # Streams it creates or brings to its configuration.
+    streams: tuple[str, ...] = ()
 
 
 def seed_path(directory: Path, name: str) -> Path:
@@ -53,10 +65,19 @@ def ensure_nkey(directory: Path, name: str) -> str:
 
 
 def permissions(role: NatsRole) -> dict[str, Any]:
-    publish = [*role.publishes, *(DLQ_PREFIX + s for s in role.consumes), *role.extra_publish]
+    publish = [*role.publishes, *(dlq_subject(subject) for _, subject in role.consumes)]
+    for stream in role.streams:
+        publish += [f"{JS_API}.STREAM.CREATE.{stream}", f"{JS_API}.STREAM.UPDATE.{stream}"]
+    for stream, subject in role.consumes:
+        consumer = consumer_name(role.name, subject)
+        publish += [
+            f"{JS_API}.CONSUMER.CREATE.{stream}.{consumer}.{subject}",
+            f"{JS_API}.CONSUMER.MSG.NEXT.{stream}.{consumer}",
+            f"$JS.ACK.{stream}.{consumer}.>",
+        ]
     return {
-        "publish": {"allow": [*publish, *JETSTREAM_PUBLISH]},
-        "subscribe": {"allow": [*role.consumes, *REPLIES]},
+        "publish": {"allow": publish},
+        "subscribe": {"allow": [*role.listens, f"{inbox_prefix(role.name)}.>"]},
     }
 
 

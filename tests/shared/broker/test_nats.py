@@ -15,10 +15,10 @@ from nats.js.api import ConsumerInfo
 from prometheus_client import CollectorRegistry
 
 from shared.broker import BrokerMetrics, BrokerSettings, Event, NatsBroker
-from shared.broker.jetstream import consumer_name
 from shared.broker.outbox import Outgoing
 from shared.broker.protocol import STREAM_HEADER
 from shared.broker.spool import SqliteOutbox
+from shared.broker.subjects import consumer_name
 from tests.shared.broker.helpers import Collector, sample, wait_until
 from tests.support.nats import NatsServer
 from tests.support.ports import free_port

@@ -26,9 +26,8 @@ from shared.broker.events import (
     publish_event,
     subject_of,
 )
-from shared.broker.jetstream import consumer_name
 from shared.broker.streams import declare_stream, known_streams
-from shared.broker.subjects import covers, find_stream, is_valid
+from shared.broker.subjects import consumer_name, covers, find_stream, is_valid
 from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
 from shared.proto.auth.v1.auth_pb2 import RevokeTokenRequest
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed

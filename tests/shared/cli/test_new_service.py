@@ -174,6 +174,14 @@ def test_the_compose_file_the_image_and_the_generated_code_checks_take_the_servi
     assert order["depends_on"]["etcd"] == {"condition": "service_healthy"}
 
 
+def test_its_nats_user_lets_it_publish_and_consume_its_own_event(made: Made) -> None:
+    # The project's test of every service's NATS user, run in the copy: it drives order's
+    # and shop's brokers too, under the users their ROLE (settings.py) gives them.
+    checks = pytest_in(made.root, "tests/shared/security/test_nats_auth.py", "-k", "every_service")
+    assert checks.returncode == 0, checks.stdout + checks.stderr
+    assert "1 passed" in checks.stdout
+
+
 def test_new_twice_fails_cleanly_and_overwrites_nothing(made: Made) -> None:
     def snapshot() -> dict[str, str]:
         return {
