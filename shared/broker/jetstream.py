@@ -29,7 +29,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from shared import backoff
 from shared.broker.metrics import BrokerMetrics
-from shared.broker.protocol import EVENT_ID_HEADER, Event, Handler
+from shared.broker.protocol import EVENT_ID_HEADER, STREAM_HEADER, Event, Handler
 from shared.broker.settings import BrokerSettings
 from shared.broker.streams import STREAM_NOT_FOUND, dlq_subject, ensure_streams
 from shared.broker.subjects import consumer_name
@@ -218,7 +218,10 @@ class DurableSubscription:
     async def _dead_letter(self, msg: Msg, event: Event, reason: str) -> None:
         meta = msg.metadata
         headers = {
-            **event.headers,
+            # The event's own headers but the stream it was meant for: every event published
+            # through the kit names it, and JetStream refuses a publish whose expected stream
+            # is not the one that takes its subject (the dead letter would come back for ever).
+            **{name: value for name, value in event.headers.items() if name != STREAM_HEADER},
             # Another service's dead letter of the same event is a different one.
             EVENT_ID_HEADER: f"{event.event_id}:{self.name}",
             "Dlq-Event-Id": event.event_id,
@@ -235,6 +238,7 @@ class DurableSubscription:
                 event.data,
                 headers=headers,
                 timeout=self._settings.publish_timeout_s,
+                stream=self._settings.dlq_stream,
             )
         except _NATS_ERRORS as error:
             # Keep the event where it is; it comes back and is dead-lettered then.

@@ -215,8 +215,9 @@ async def test_after_max_deliver_the_event_is_kept_in_the_dlq_stream(
     dead = await nc.subscribe("dlq.>")
     try:
         await (await make_broker("user_service")).subscribe(SUBJECT, poison, queue="user_service")
+        # As every event the kit publishes: it names the stream it is meant for.
         event_id = await (await make_broker("user_api")).publish(
-            SUBJECT, b"bad", headers={"traceparent": "00-abc"}
+            SUBJECT, b"bad", headers={"traceparent": "00-abc", STREAM_HEADER: "USER"}
         )
         letter = await dead.next_msg(timeout=10)
         stored = await nc.jetstream().get_last_msg("DLQ", "dlq." + SUBJECT)
@@ -230,6 +231,7 @@ async def test_after_max_deliver_the_event_is_kept_in_the_dlq_stream(
     assert headers["Dlq-Event-Id"] == event_id
     assert headers["Dlq-Queue"] == "user_service"
     assert headers["Dlq-Deliveries"] == "3"
+    assert headers["Dlq-Stream"] == "USER"
     assert "cannot parse" in headers["Dlq-Error"]
     assert headers["traceparent"] == "00-abc"
     assert (await settled(nats_server, "user_service")).num_ack_pending == 0

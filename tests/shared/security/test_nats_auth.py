@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import nats
 import nats.errors
@@ -23,11 +24,12 @@ from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
 from prometheus_client import CollectorRegistry
 
-from shared.broker import BrokerMetrics, BrokerSettings, NatsBroker, events, streams
+from shared.broker import BrokerMetrics, BrokerSettings, Event, NatsBroker, events, streams
 from shared.broker.events import event_spec, subject_of
 from shared.broker.outbox import TransientError
 from shared.broker.protocol import STREAM_HEADER
 from shared.broker.subjects import consumer_name, inbox_prefix
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.security.nats_auth import seed_path
 from shared.security.roles import ServiceRole, discover
 from tests.shared.broker.helpers import Collector, wait_until
@@ -175,6 +177,62 @@ async def test_every_service_does_its_nats_work_under_its_own_user(
                         stored = await js.get_last_msg(spec.stream, spec.subject)
                         assert stored.subject == spec.subject
                 assert (await js.stream_info("DLQ")).config.subjects == ["dlq.>"]
+            finally:
+                await admin.close()
+    finally:
+        await asyncio.gather(*(broker.stop() for broker in brokers))
+
+
+async def test_an_event_its_consumer_cannot_handle_is_dead_lettered_under_its_user(
+    secured: tuple[NatsServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, seeds = secured
+    roles = discover(ROOT)
+    failures = Collector()
+
+    async def failing(event: Event) -> None:
+        await failures(event)
+        raise RuntimeError("cannot record this login")
+
+    def broker_of(name: str, **settings: Any) -> NatsBroker:
+        as_in_its_process(roles[name], monkeypatch)
+        config = BrokerSettings(
+            url=server.url, nkeys_seed=seed_path(seeds, name), publish_timeout_s=2, **settings
+        )
+        return NatsBroker(config, name, metrics=BrokerMetrics(CollectorRegistry()))
+
+    brokers: list[NatsBroker] = []
+    try:
+        async with asyncio.timeout(30):
+            consumer = broker_of("user_service", max_deliver=2, nak_delay_s=0.05)
+            brokers.append(consumer)
+            await consumer.start()
+            await consumer.subscribe(UserLoggedIn, failing, queue="user_service")
+            publisher = broker_of("user_api")
+            brokers.append(publisher)
+            await publisher.start()
+            login = UserLoggedIn(event_id=uuid.uuid4().hex, user_id=7)
+            spec = event_spec(UserLoggedIn)
+            await publisher.publish_now(
+                spec.subject, login.SerializeToString(), headers={STREAM_HEADER: spec.stream}
+            )
+            await failures.wait_for(2)  # delivered, nak'd, delivered again, then given up
+
+            admin = await operator(server)
+            try:
+                js = admin.jetstream(timeout=5)
+                dead = await eventually(
+                    functools.partial(js.stream_info, "DLQ"), lambda i: i.state.messages == 1
+                )
+                assert dead.config.subjects == ["dlq.>"]
+                letter = await js.get_last_msg("DLQ", "dlq.user.logged_in")
+                assert letter.headers is not None
+                assert letter.headers["Dlq-Queue"] == "user_service"
+                assert "cannot record this login" in letter.headers["Dlq-Error"]
+                settled = await js.consumer_info(
+                    "USER", consumer_name("user_service", spec.subject)
+                )
+                assert settled.num_ack_pending == 0  # terminated, not left to come back
             finally:
                 await admin.close()
     finally:
