@@ -11,6 +11,7 @@ import socket
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from shared.healthcheck import check_grpc
@@ -114,6 +115,22 @@ async def test_make_run_starts_a_system_where_the_readme_curl_works(tmp_path: Pa
         )  # fmt: skip
         answer, _ = await asyncio.wait_for(micro.communicate(), 30)
         assert json.loads(answer)["user"]["name"] == "micro"
+        # An operator creates an account (the request on stdin), which then logs in.
+        account = {"name": "alice", "password": "a passphrase of her own"}
+        create = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "shared.cli", "--tls-dev-root", str(tls),
+            "call", "user_service", "CreateUser", "-",
+            "--etcd", f"127.0.0.1:{ports['ETCD_PORT']}",
+            cwd=ROOT, env=run_env(tmp_path),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        created, _ = await asyncio.wait_for(create.communicate(json.dumps(account).encode()), 30)
+        assert json.loads(created)["user"]["name"] == "alice"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as http:
+            form = {"userName": "alice", "pwd": account["password"]}
+            logged_in = await http.post("/user/login", data=form, timeout=10)
+        assert logged_in.status_code == 200, logged_in.text
+        assert logged_in.json()["user"]["name"] == "alice"
     finally:
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         await asyncio.wait_for(make.wait(), 30)

@@ -72,7 +72,7 @@ async def run(settings: UserServiceSettings) -> None:
         users = SqlUserRepository(sessions, reads, cache, timeout_s=settings.database_timeout_s)
         hashing = IdleTrim()  # Argon2 on one thread per core; its memory back when idle
         app.on_stop(hashing.close)
-        logic = UserLogic(users, hasher, hashing)
+        logic = UserLogic(users, hasher, hashing, password_min_length=settings.password_min_length)
         await logic.prepare()
         app.subscribe(subject_of(UserLoggedIn), LoginEvents(logic).on_logged_in)
         # Publishes the outbox (user.created, written with each new user); its stream is

@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[\w.@-]{1,64}$")
 _MAX_PASSWORD = 1024
+# NIST SP 800-63B's floor for a password its user chose (length, no composition rules).
+PASSWORD_MIN_LENGTH = 8
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,17 @@ def _public(stored: StoredUser) -> User:
 
 class UserLogic:
     def __init__(
-        self, users: UserRepository, hasher: PasswordHasher, hashing: IdleTrim | None = None
+        self,
+        users: UserRepository,
+        hasher: PasswordHasher,
+        hashing: IdleTrim | None = None,
+        *,
+        password_min_length: int = PASSWORD_MIN_LENGTH,
     ) -> None:
         self._users = users
         self._hasher = hasher
         self._hashing = hashing or IdleTrim()
+        self._password_min_length = password_min_length
         self._dummy_hash: str | None = None
 
     async def prepare(self) -> None:
@@ -127,8 +135,11 @@ class UserLogic:
     async def create_user(self, user_id: int | None, name: str, password: str) -> User:
         if not _NAME.match(name):
             raise ServiceError(Reason.INVALID_ARGUMENT, "name: 1 to 64 letters, digits or _ . @ -")
-        if not 3 <= len(password) <= _MAX_PASSWORD:
-            raise ServiceError(Reason.INVALID_ARGUMENT, "password: 3 to 1024 characters")
+        if not self._password_min_length <= len(password) <= _MAX_PASSWORD:
+            raise ServiceError(
+                Reason.INVALID_ARGUMENT,
+                f"password: {self._password_min_length} to {_MAX_PASSWORD} characters",
+            )
         if user_id is not None and user_id <= 0:
             raise ServiceError(Reason.INVALID_ARGUMENT, "id: a positive number, or 0 to choose")
         password_hash = await self._hashing.run(self._hasher.hash, password)

@@ -9,6 +9,7 @@ from shared.config import ServiceSettings
 from shared.proto.user.v1.user_events_pb2 import UserCreated, UserLoggedIn
 from shared.security.production import weak_password
 from shared.security.roles import ServiceRole
+from user_service.logic import PASSWORD_MIN_LENGTH
 
 
 class UserServiceSettings(ServiceSettings):
@@ -36,6 +37,8 @@ class UserServiceSettings(ServiceSettings):
     argon2_memory_kib: int = 19456
     argon2_time_cost: int = 2
     argon2_parallelism: int = 1
+    # The shortest password CreateUser accepts (login checks whatever was stored).
+    password_min_length: int = Field(PASSWORD_MIN_LENGTH, ge=1, le=1024)
 
     def database(self) -> str:
         """DATABASE_URL with the password of DATABASE_PASSWORD_FILE, when that is set."""

@@ -58,11 +58,11 @@ async def test_bad_credentials_all_fail_the_same_way(
 async def test_a_created_user_is_stored_hashed_and_can_log_in(
     logic: UserLogic, tmp_path: Path
 ) -> None:
-    created = await logic.create_user(None, "alice", "s3cret!")
+    created = await logic.create_user(None, "alice", "s3cret!!")
 
     assert created.id == 10002
-    assert (await logic.verify_credentials("alice", "s3cret!")).id == created.id
-    assert b"s3cret!" not in (tmp_path / "users.db").read_bytes()
+    assert (await logic.verify_credentials("alice", "s3cret!!")).id == created.id
+    assert b"s3cret!!" not in (tmp_path / "users.db").read_bytes()
 
 
 def stored_hash(tmp_path: Path, user_id: int = 10001) -> str:
@@ -133,10 +133,11 @@ async def test_a_taken_name_is_refused(logic: UserLogic) -> None:
 @pytest.mark.parametrize(
     ("user_id", "name", "password"),
     [
-        (None, "no spaces", "secret"),
-        (None, "x" * 65, "secret"),
-        (None, "bob", "12"),
-        (-1, "bob", "secret"),
+        (None, "no spaces", "long enough"),
+        (None, "x" * 65, "long enough"),
+        (None, "bob", "7 chars"),
+        (None, "bob", "x" * 1025),
+        (-1, "bob", "long enough"),
     ],
 )
 async def test_invalid_new_users_are_refused_with_a_clear_reason(
@@ -146,6 +147,20 @@ async def test_invalid_new_users_are_refused_with_a_clear_reason(
         await logic.create_user(user_id, name, password)
 
     assert caught.value.reason is Reason.INVALID_ARGUMENT
+
+
+async def test_the_shortest_password_is_a_setting(tmp_path: Path) -> None:
+    engine = db.create_engine(f"sqlite+aiosqlite:///{tmp_path}/users.db")
+    try:
+        await ensure_schema(engine)
+        users = SqlUserRepository(db.session_factory(engine))
+        logic = UserLogic(users, FAST_HASHER, password_min_length=12)
+        with pytest.raises(ServiceError) as caught:
+            await logic.create_user(None, "bob", "11 chars ok")
+        assert caught.value.message == "password: 12 to 1024 characters"
+        assert (await logic.create_user(None, "bob", "twelve chars")).name == "bob"
+    finally:
+        await engine.dispose()
 
 
 async def test_an_unknown_id_is_not_found(logic: UserLogic) -> None:
@@ -186,7 +201,7 @@ async def test_concurrent_creates_without_an_id_get_distinct_ids_from_the_databa
     logic: UserLogic,
 ) -> None:
     created = await asyncio.gather(
-        *(logic.create_user(None, f"racer{n}", "s3cret!") for n in range(20))
+        *(logic.create_user(None, f"racer{n}", "s3cret!!") for n in range(20))
     )
 
     assert len({user.id for user in created}) == 20
@@ -194,9 +209,9 @@ async def test_concurrent_creates_without_an_id_get_distinct_ids_from_the_databa
 
 
 async def test_an_id_given_by_the_caller_is_never_handed_out_again(logic: UserLogic) -> None:
-    await logic.create_user(10005, "chosen", "s3cret!")
+    await logic.create_user(10005, "chosen", "s3cret!!")
 
-    allocated = [await logic.create_user(None, f"next{n}", "s3cret!") for n in range(2)]
+    allocated = [await logic.create_user(None, f"next{n}", "s3cret!!") for n in range(2)]
 
     assert [user.id for user in allocated] == [10006, 10007]
 

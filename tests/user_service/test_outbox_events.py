@@ -22,6 +22,7 @@ from tests.support.tls import channel_as, tls_root
 pytestmark = pytest.mark.integration
 
 USERS = 20
+PASSWORD = "a passphrase"
 
 
 async def test_created_users_events_survive_an_outage_and_a_crash(
@@ -43,7 +44,7 @@ async def test_created_users_events_survive_an_outage_and_a_crash(
             ) as channel:
                 stub = user_pb2_grpc.UserServiceStub(channel)
                 for number in range(USERS):
-                    request = user_pb2.CreateUserRequest(name=f"user{number}", password="secret")
+                    request = user_pb2.CreateUserRequest(name=f"user{number}", password=PASSWORD)
                     await stub.CreateUser(request, timeout=10)
 
             service.signal(signal.SIGKILL)  # committed, never published

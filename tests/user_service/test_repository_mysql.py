@@ -29,7 +29,7 @@ async def test_a_new_mysql_database_gets_the_schema_and_seed_from_sql(
         user = await logic.verify_credentials("micro", "123")
         created = await logic.create_user(None, "名前", "pässwörd")
         with pytest.raises(ServiceError) as caught:
-            await logic.create_user(None, "名前", "again")
+            await logic.create_user(None, "名前", "again, as before")
     finally:
         await engine.dispose()
 
@@ -57,10 +57,10 @@ async def test_concurrent_creates_without_an_id_get_distinct_ids_on_mariadb(
         logic = UserLogic(SqlUserRepository(db.session_factory(engine)), fast)
 
         created = await asyncio.gather(
-            *(logic.create_user(None, f"racer{n}", "s3cret!") for n in range(20))
+            *(logic.create_user(None, f"racer{n}", "s3cret!!") for n in range(20))
         )
-        chosen = await logic.create_user(20000, "chosen", "s3cret!")
-        after = await logic.create_user(None, "after", "s3cret!")
+        chosen = await logic.create_user(20000, "chosen", "s3cret!!")
+        after = await logic.create_user(None, "after", "s3cret!!")
     finally:
         await engine.dispose()
 

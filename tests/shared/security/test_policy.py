@@ -78,7 +78,8 @@ def test_the_protos_declare_who_may_call() -> None:
     auth = declared_callers(auth_pb2.DESCRIPTOR.services_by_name["AuthService"])
     assert auth["/auth.v1.AuthService/MakeAccessToken"] == {"user_api"}
     users = declared_callers(USER_SERVICE)
-    assert users["/user.v1.UserService/CreateUser"] == {"user_api"}
+    assert users["/user.v1.UserService/CreateUser"] == {"user_api", "operator"}
+    assert users["/user.v1.UserService/VerifyCredentials"] == {"user_api"}
     # End users may read (themselves) through the gateway; no one may mint through it.
     assert "gateway" in users["/user.v1.UserService/GetUser"]
     assert "gateway" not in auth["/auth.v1.AuthService/MakeAccessToken"]
@@ -101,9 +102,20 @@ async def test_create_user_is_allowed_to_user_api(user_service: str, tmp_path: P
     assert reply.user.name == "mallory"
 
 
+async def test_an_operator_may_create_a_user(user_service: str, tmp_path: Path) -> None:
+    reply = await create_user(user_service, certificate(tmp_path, "alice", operator=True))
+    assert reply.user.name == "mallory"
+
+
 async def test_an_operator_is_not_a_service(user_service: str, tmp_path: Path) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await create_user(user_service, certificate(tmp_path, "alice", operator=True))
+    # Only user_api checks passwords: to anyone else the method would be a guessing oracle.
+    caller = certificate(tmp_path, "alice", operator=True)
+    async with secure_channel(user_service, "user_service", caller) as channel:
+        stub = user_pb2_grpc.UserServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await stub.VerifyCredentials(
+                user_pb2.VerifyCredentialsRequest(user_name="micro", password="123")
+            )
     assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from shared.proto.micro.v1 import policy_pb2 as shared_dot_proto_dot_micro_dot_v1_dot_policy__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fshared/proto/user/v1/user.proto\x12\x07user.v1\x1a\"shared/proto/micro/v1/policy.proto\"Q\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\x12\x18\n\x10last_login_at_ms\x18\x04 \x01(\x03\"?\n\x18VerifyCredentialsRequest\x12\x11\n\tuser_name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\x19VerifyCredentialsResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\".\n\x0fGetUserResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User\"?\n\x11\x43reateUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"1\n\x12\x43reateUserResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User2\xb5\x02\n\x0bUserService\x12k\n\x11VerifyCredentials\x12!.user.v1.VerifyCredentialsRequest\x1a\".user.v1.VerifyCredentialsResponse\"\x0f\x90\x02\x01\xa2\xbb\x18\x08user_api\x12\x64\n\x07GetUser\x12\x17.user.v1.GetUserRequest\x1a\x18.user.v1.GetUserResponse\"&\x90\x02\x01\xa2\xbb\x18\x08user_api\xa2\xbb\x18\x08operator\xa2\xbb\x18\x07gateway\x12S\n\nCreateUser\x12\x1a.user.v1.CreateUserRequest\x1a\x1b.user.v1.CreateUserResponse\"\x0c\xa2\xbb\x18\x08user_apib\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fshared/proto/user/v1/user.proto\x12\x07user.v1\x1a\"shared/proto/micro/v1/policy.proto\"Q\n\x04User\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rcreated_at_ms\x18\x03 \x01(\x03\x12\x18\n\x10last_login_at_ms\x18\x04 \x01(\x03\"?\n\x18VerifyCredentialsRequest\x12\x11\n\tuser_name\x18\x01 \x01(\t\x12\x10\n\x08password\x18\x02 \x01(\t\"8\n\x19VerifyCredentialsResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User\"\x1c\n\x0eGetUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\".\n\x0fGetUserResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User\"?\n\x11\x43reateUserRequest\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08password\x18\x03 \x01(\t\"1\n\x12\x43reateUserResponse\x12\x1b\n\x04user\x18\x01 \x01(\x0b\x32\r.user.v1.User2\xc1\x02\n\x0bUserService\x12k\n\x11VerifyCredentials\x12!.user.v1.VerifyCredentialsRequest\x1a\".user.v1.VerifyCredentialsResponse\"\x0f\x90\x02\x01\xa2\xbb\x18\x08user_api\x12\x64\n\x07GetUser\x12\x17.user.v1.GetUserRequest\x1a\x18.user.v1.GetUserResponse\"&\x90\x02\x01\xa2\xbb\x18\x08user_api\xa2\xbb\x18\x08operator\xa2\xbb\x18\x07gateway\x12_\n\nCreateUser\x12\x1a.user.v1.CreateUserRequest\x1a\x1b.user.v1.CreateUserResponse\"\x18\xa2\xbb\x18\x08user_api\xa2\xbb\x18\x08operatorb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,7 +37,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_USERSERVICE'].methods_by_name['GetUser']._loaded_options = None
   _globals['_USERSERVICE'].methods_by_name['GetUser']._serialized_options = b'\220\002\001\242\273\030\010user_api\242\273\030\010operator\242\273\030\007gateway'
   _globals['_USERSERVICE'].methods_by_name['CreateUser']._loaded_options = None
-  _globals['_USERSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\242\273\030\010user_api'
+  _globals['_USERSERVICE'].methods_by_name['CreateUser']._serialized_options = b'\242\273\030\010user_api\242\273\030\010operator'
   _globals['_USER']._serialized_start=80
   _globals['_USER']._serialized_end=161
   _globals['_VERIFYCREDENTIALSREQUEST']._serialized_start=163
@@ -53,5 +53,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEUSERRESPONSE']._serialized_start=429
   _globals['_CREATEUSERRESPONSE']._serialized_end=478
   _globals['_USERSERVICE']._serialized_start=481
-  _globals['_USERSERVICE']._serialized_end=790
+  _globals['_USERSERVICE']._serialized_end=802
 # @@protoc_insertion_point(module_scope)

@@ -38,6 +38,9 @@ class UserServiceStub:
     the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
     """
     CreateUser: _grpc.UnaryUnaryMultiCallable[_user_pb2.CreateUserRequest, _user_pb2.CreateUserResponse]
+    """Operators create accounts (`micro call user_service CreateUser -`, the request on
+    stdin): production has no seed user and the API no public sign-up.
+    """
 
 @_typing.type_check_only
 class UserServiceAsyncStub(UserServiceStub):
@@ -49,6 +52,9 @@ class UserServiceAsyncStub(UserServiceStub):
     the gateway or /ws, only themselves (PERMISSION_DENIED otherwise).
     """
     CreateUser: _aio.UnaryUnaryMultiCallable[_user_pb2.CreateUserRequest, _user_pb2.CreateUserResponse]  # type: ignore[assignment]
+    """Operators create accounts (`micro call user_service CreateUser -`, the request on
+    stdin): production has no seed user and the API no public sign-up.
+    """
 
 class UserServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -74,6 +80,9 @@ class UserServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _user_pb2.CreateUserRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_user_pb2.CreateUserResponse, _abc.Awaitable[_user_pb2.CreateUserResponse]]: ...
+    ) -> _typing.Union[_user_pb2.CreateUserResponse, _abc.Awaitable[_user_pb2.CreateUserResponse]]:
+        """Operators create accounts (`micro call user_service CreateUser -`, the request on
+        stdin): production has no seed user and the API no public sign-up.
+        """
 
 def add_UserServiceServicer_to_server(servicer: UserServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
