@@ -10,13 +10,22 @@ the deadline, and retries on another node for methods marked safe.
     reply = await call_json(client, "order", "CreateOrder", '{"title": "a"}', catalog=catalog)
 
 `micro call` and user_api's `/rpc/{service}/{method}` gateway both use this module.
+
+Production turns reflection off (REFLECTION_ENABLED), and a node without it answers
+UNIMPLEMENTED. The catalog then finds the services the node registered among the
+contracts this process has itself (`local_contracts`: every generated `*_pb2` module
+under `shared/proto`, which is where the project keeps them), so that an operator's
+`micro call` and the gateway work without the method list being served to every caller.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import importlib
+import pkgutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,9 +82,17 @@ def parse_method(method: str) -> tuple[str | None, str]:
 class Catalog:
     """The descriptors of registered services, fetched by reflection and kept per service."""
 
-    def __init__(self, client: Client, *, timeout_s: float = _DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        timeout_s: float = _DEFAULT_TIMEOUT_S,
+        local: Callable[[], descriptor_pool.DescriptorPool] | None = None,
+    ) -> None:
         self._client = client
         self._timeout_s = timeout_s
+        # Where to find a service whose nodes serve no reflection (None: nowhere).
+        self._local = local if local is not None else local_contracts
         self._schemas: dict[str, _Schema] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         # Only names that resolved: what a caller sends cannot grow this beyond the methods.
@@ -133,6 +150,10 @@ class Catalog:
             try:
                 self.fetches += 1
                 return await _describe(channel, node.endpoints, self._budget())
+            except grpc.aio.AioRpcError as error:
+                if error.code() is grpc.StatusCode.UNIMPLEMENTED:  # reflection is off
+                    return _known(self._local(), service, node.endpoints)
+                failure = error
             except (grpc.RpcError, TimeoutError) as error:
                 failure = error
         raise ServiceError(
@@ -191,6 +212,28 @@ def _find(schema: _Schema, service: str | None, name: str) -> MethodDescriptor |
         options = ", ".join(f"{m.containing_service.full_name}/{name}" for m in candidates)
         raise ServiceError(Reason.INVALID_ARGUMENT, f"{name} is ambiguous: say one of {options}")
     return candidates[0] if candidates else None
+
+
+@functools.cache
+def local_contracts() -> descriptor_pool.DescriptorPool:
+    """The default pool, holding every contract generated under `shared/proto`."""
+    import shared.proto
+
+    for module in pkgutil.walk_packages(shared.proto.__path__, "shared.proto."):
+        if module.name.endswith("_pb2"):
+            importlib.import_module(module.name)
+    return descriptor_pool.Default()
+
+
+def _known(pool: descriptor_pool.DescriptorPool, service: str, endpoints: Sequence[str]) -> _Schema:
+    try:
+        services = tuple(pool.FindServiceByName(name) for name in endpoints)
+    except KeyError:
+        raise ServiceError(
+            Reason.UNAVAILABLE,
+            f"{service} serves no reflection and its contract is not among this project's",
+        ) from None
+    return _Schema(services, time.monotonic())
 
 
 async def _describe(channel: grpc.aio.Channel, endpoints: Sequence[str], timeout: float) -> _Schema:

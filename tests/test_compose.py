@@ -9,8 +9,12 @@ import asyncio
 import fnmatch
 import importlib
 import inspect
+import json
+import os
 import re
+import secrets
 import socket
+import sys
 import tomllib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +24,7 @@ import httpx
 import jsonschema
 import opentelemetry.environment_variables
 import opentelemetry.sdk.environment_variables
+import pymysql
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
@@ -33,6 +38,7 @@ from shared.tracing import setup_tracing
 from tests.support.compose import (
     COMPOSE_FILE,
     ROOT,
+    SQL_DIR,
     WILDCARD_HOSTS,
     InterpolationError,
     LocalCompose,
@@ -70,6 +76,8 @@ __all__ = ["otlp_receiver"]  # fixtures used below
 
 # What a user may put in .env before `docker compose up` (nothing is required).
 USER_ENV = {"JWT_SECRET": TEST_SECRET}
+# The seed user's script (micro / 123), which a production database does not run.
+SEED_SQL = "002_seed.sql"
 # The README's scale-out command: --scale user_service=3 --scale auth_service=2.
 README_SCALE = {"user_service": 3, "auth_service": 2}
 # Every OTEL_* variable the OpenTelemetry API and SDK (with its OTLP exporter) read.
@@ -453,6 +461,28 @@ async def nats_server(compose: dict[str, Any], tmp_path: Path) -> AsyncIterator[
         await server.stop()
 
 
+def servers_for(
+    compose: dict[str, Any],
+    etcd: EtcdServer,
+    nats_server: NatsServer,
+    otlp_receiver: OtlpReceiver,
+    database_url: str,
+    tmp_path: Path,
+) -> LocalServers:
+    servers = LocalServers(
+        endpoints={
+            "etcd:2379": etcd.endpoint,
+            "nats:4222": f"127.0.0.1:{nats_server.port}",
+            "jaeger:4317": f"127.0.0.1:{otlp_receiver.port}",
+        },
+        database_url=database_url,
+        paths={"/secrets": str(tmp_path / "secrets")},
+    )
+    # etcd's auth on, as the `etcd-auth` step does before the services start.
+    run_one_shot("etcd-auth", services(compose)["etcd-auth"], servers, tmp_path / "etcd-auth.log")
+    return servers
+
+
 @pytest.fixture
 def local_servers(
     compose: dict[str, Any],
@@ -462,18 +492,7 @@ def local_servers(
     database: str,
     tmp_path: Path,
 ) -> LocalServers:
-    servers = LocalServers(
-        endpoints={
-            "etcd:2379": etcd.endpoint,
-            "nats:4222": f"127.0.0.1:{nats_server.port}",
-            "jaeger:4317": f"127.0.0.1:{otlp_receiver.port}",
-        },
-        database_url=database,
-        paths={"/secrets": str(tmp_path / "secrets")},
-    )
-    # etcd's auth on, as the `etcd-auth` step does before the services start.
-    run_one_shot("etcd-auth", services(compose)["etcd-auth"], servers, tmp_path / "etcd-auth.log")
-    return servers
+    return servers_for(compose, etcd, nats_server, otlp_receiver, database, tmp_path)
 
 
 @pytest.fixture
@@ -729,3 +748,111 @@ def test_the_proxy_is_health_checked_through_user_api(
     routes = {getattr(route, "path", None) for route in router.routes}
     assert match.group(2) in routes, f"user_api serves no {match.group(2)}"
     assert apps["user_api"]["healthcheck"]["test"]
+
+
+# ------------------------------------------------- production mode, run locally
+
+
+@pytest.fixture
+def production_database(mariadb_database: str, tmp_path: Path) -> Iterator[str]:
+    """The database as production has it: the schema without the seed user, reached as a
+    user of its own with a generated password (production refuses root's empty one)."""
+    schema = tmp_path / "sql"
+    schema.mkdir()
+    for script in SQL_DIR.glob("*.sql"):
+        if script.name != SEED_SQL:
+            (schema / script.name).write_text(script.read_text())
+    load_sql(mariadb_database, schema)
+    url = make_url(mariadb_database)
+    # Not a digit after the colon of `user:password@`: it would read as a host and port.
+    user, password = f"prod_{secrets.token_hex(4)}", f"pw-{secrets.token_urlsafe(24)}"
+    admin = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username)
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY %s", (user, password))
+            cursor.execute(f"GRANT ALL ON `{url.database}`.* TO %s@'%%'", (user,))
+        yield url.set(username=user, password=password).render_as_string(hide_password=False)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("DROP USER IF EXISTS %s@'%%'", (user,))
+        admin.close()
+
+
+@pytest.fixture
+def production_compose(
+    compose: dict[str, Any],
+    etcd: EtcdServer,
+    nats_server: NatsServer,
+    otlp_receiver: OtlpReceiver,
+    production_database: str,
+    tmp_path: Path,
+) -> Iterator[LocalCompose]:
+    servers = servers_for(compose, etcd, nats_server, otlp_receiver, production_database, tmp_path)
+    system = LocalCompose(compose, servers, tmp_path)
+    for replica in system.all_replicas():
+        replica.env["ENVIRONMENT"] = "production"
+    try:
+        yield system
+    finally:
+        system.down()
+
+
+async def as_operator(
+    system: LocalCompose, etcd: EtcdServer, secrets_dir: Path, *args: str, stdin: str = ""
+) -> tuple[int, str, str]:
+    """`micro` as an operator of this deployment: a certificate from its CA, etcd's root."""
+    micro = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "shared.cli", "--tls-dev-root", str(secrets_dir / "tls"),
+        *args, "--etcd", etcd.endpoint,
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ETCD_USERNAME": "root",
+            "ETCD_PASSWORD_FILE": str(secrets_dir / "etcd-users" / "root.password"),
+        },
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(micro.communicate(stdin.encode()), 30)
+    assert micro.returncode is not None
+    return micro.returncode, out.decode(), err.decode() + system.logs()[-2000:]
+
+
+@pytest.mark.integration
+async def test_production_mode_runs_on_what_the_secrets_step_made(
+    production_compose: LocalCompose, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    await production_compose.up()
+    (replica,) = production_compose.replicas["user_api"]
+    base_url = f"http://127.0.0.1:{replica.env['HTTP_PORT']}"
+    async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
+        assert (await login(http)).status_code == 401  # no seed user in production
+        for path in ("/docs", "/openapi.json", "/debug/breakers", "/portal", "/metrics"):
+            assert (await http.get(path)).status_code == 404, path
+
+        # The first account is an operator's doing, the request on stdin.
+        account = {"name": "alice", "password": "a passphrase of her own"}
+        code, out, err = await as_operator(
+            production_compose, etcd, tmp_path / "secrets",
+            "call", "user_service", "CreateUser", "-", stdin=json.dumps(account),
+        )  # fmt: skip
+        assert code == 0, err
+        assert json.loads(out)["user"]["name"] == "alice"
+        code, _, err = await as_operator(
+            production_compose, etcd, tmp_path / "secrets",
+            "call", "user_service", "CreateUser", "-",
+            stdin=json.dumps({"name": "bob", "password": "short"}),
+        )  # fmt: skip
+        assert code == 1
+        assert "INVALID_ARGUMENT: password: 8 to 1024 characters" in err
+
+        logged_in = await login(http, "alice", account["password"])
+        assert logged_in.status_code == 200, logged_in.text + production_compose.logs()
+        token = logged_in.json()["token"]
+        me = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
+        assert me.json()["name"] == "alice"
+        out_ = await http.post("/user/logout", headers={"Authorization": f"Bearer {token}"})
+        assert out_.status_code == 200
+        again = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
+        assert again.status_code == 401

@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import descriptor_pool
 
 from shared import reflection
 from shared.breaker import Breakers
@@ -202,6 +203,42 @@ async def test_the_services_own_errors_come_back_with_their_reason(client: Clien
         await call_json(client, SERVICE, "GetUser", '{"id": 404}')
 
     assert (missing.value.reason, missing.value.message) == (Reason.NOT_FOUND, "no user 404")
+
+
+@pytest.fixture
+async def without_reflection(in_process: InProcess) -> AsyncIterator[Client]:
+    """The node as production serves it: REFLECTION_ENABLED off."""
+    await in_process.serve(SERVICE, _add_to, None, reflection=False)
+    selector = Selector(in_process.registry)
+    client = Client(selector, Breakers(), default_timeout_s=5)
+    try:
+        yield client
+    finally:
+        await client.stop()
+        await selector.stop()
+
+
+async def test_without_reflection_the_projects_own_contracts_serve(
+    without_reflection: Client,
+) -> None:
+    catalog = Catalog(without_reflection)
+    reply = await call_json(
+        without_reflection, SERVICE, "GetUser", '{"id": 10001}', catalog=catalog
+    )
+    assert reply["user"]["name"] == "micro"
+    # The descriptors, safety to retry included, are the generated code's.
+    get = await catalog.method(SERVICE, "GetUser")
+    assert (get.input, get.endpoint.retryable) == (user_pb2.GetUserRequest, True)
+
+
+async def test_without_reflection_a_contract_not_known_here_says_so(
+    without_reflection: Client,
+) -> None:
+    nothing_known = Catalog(without_reflection, local=descriptor_pool.DescriptorPool)
+    with pytest.raises(ServiceError) as refused:
+        await nothing_known.method(SERVICE, "GetUser")
+    assert refused.value.reason is Reason.UNAVAILABLE
+    assert "serves no reflection" in refused.value.message
 
 
 @pytest.mark.parametrize(
