@@ -11,9 +11,9 @@ the deadline, and retries on another node for methods marked safe.
 
 `micro call` and user_api's `/rpc/{service}/{method}` gateway both use this module.
 
-Production turns reflection off (REFLECTION_ENABLED), and a node without it answers
-UNIMPLEMENTED. The catalog then finds the services the node registered among the
-contracts this process has itself (`local_contracts`: every generated `*_pb2` module
+Production turns reflection off (REFLECTION_ENABLED). When a node does not answer
+reflection, the catalog finds the services it registered among the contracts this
+process has itself (`local_contracts`: every generated `*_pb2` module
 under `shared/proto`, which is where the project keeps them), so that an operator's
 `micro call` and the gateway work without the method list being served to every caller.
 """
@@ -91,7 +91,7 @@ class Catalog:
     ) -> None:
         self._client = client
         self._timeout_s = timeout_s
-        # Where to find a service whose nodes serve no reflection (None: nowhere).
+        # The contracts of a service whose nodes serve no reflection (default: the project's).
         self._local = local if local is not None else local_contracts
         self._schemas: dict[str, _Schema] = {}
         self._locks: dict[str, asyncio.Lock] = {}
@@ -150,14 +150,18 @@ class Catalog:
             try:
                 self.fetches += 1
                 return await _describe(channel, node.endpoints, self._budget())
-            except grpc.aio.AioRpcError as error:
-                if error.code() is grpc.StatusCode.UNIMPLEMENTED:  # reflection is off
-                    return _known(self._local(), service, node.endpoints)
-                failure = error
             except (grpc.RpcError, TimeoutError) as error:
+                # Reflection off answers UNIMPLEMENTED, or cuts the stream short while the
+                # request is still being sent (INTERNAL): either way, and for a node that
+                # cannot answer, the project's own contracts do when they hold its services.
+                known = _known(self._local(), node.endpoints)
+                if known is not None:
+                    return known
                 failure = error
         raise ServiceError(
-            Reason.UNAVAILABLE, f"no node of {service} answered reflection: {failure!r}"
+            Reason.UNAVAILABLE,
+            f"no node of {service} answered reflection ({failure!r}), "
+            "and its contract is not among this project's",
         )
 
     def _budget(self) -> float:
@@ -225,14 +229,12 @@ def local_contracts() -> descriptor_pool.DescriptorPool:
     return descriptor_pool.Default()
 
 
-def _known(pool: descriptor_pool.DescriptorPool, service: str, endpoints: Sequence[str]) -> _Schema:
+def _known(pool: descriptor_pool.DescriptorPool, endpoints: Sequence[str]) -> _Schema | None:
+    """The services `endpoints` names, from `pool`; None unless it holds them all."""
     try:
         services = tuple(pool.FindServiceByName(name) for name in endpoints)
     except KeyError:
-        raise ServiceError(
-            Reason.UNAVAILABLE,
-            f"{service} serves no reflection and its contract is not among this project's",
-        ) from None
+        return None
     return _Schema(services, time.monotonic())
 
 

@@ -823,8 +823,10 @@ async def as_operator(
 async def test_production_mode_runs_on_what_the_secrets_step_made(
     production_compose: LocalCompose, etcd: EtcdServer, tmp_path: Path
 ) -> None:
-    await production_compose.up()
     (replica,) = production_compose.replicas["user_api"]
+    # The gateway on, for a user's own record: without reflection, as production serves.
+    replica.env |= {"GATEWAY_ENABLED": "true", "GATEWAY_ALLOW": "user_service.GetUser"}
+    await production_compose.up()
     base_url = f"http://127.0.0.1:{replica.env['HTTP_PORT']}"
     async with httpx.AsyncClient(base_url=base_url, timeout=10) as http:
         assert (await login(http)).status_code == 401  # no seed user in production
@@ -852,6 +854,13 @@ async def test_production_mode_runs_on_what_the_secrets_step_made(
         token = logged_in.json()["token"]
         me = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
         assert me.json()["name"] == "alice"
+        own = await http.post(
+            "/rpc/user_service/GetUser",
+            json={"id": me.json()["id"]},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert own.status_code == 200, own.text
+        assert own.json()["user"]["name"] == "alice"
         out_ = await http.post("/user/logout", headers={"Authorization": f"Bearer {token}"})
         assert out_.status_code == 200
         again = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
