@@ -7,6 +7,7 @@ The node serves the kit's own user and config contracts with fakes; it is regist
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -75,9 +76,10 @@ def _add_to(server: GrpcServer, _: None) -> None:
     )
 
 
-@pytest.fixture
-async def client(in_process: InProcess) -> AsyncIterator[Client]:
-    await in_process.serve(SERVICE, _add_to, None)
+@contextlib.asynccontextmanager
+async def client_of(in_process: InProcess, *, reflection: bool) -> AsyncIterator[Client]:
+    """A client of the node `_add_to` serves, with reflection on or off."""
+    await in_process.serve(SERVICE, _add_to, None, reflection=reflection)
     selector = Selector(in_process.registry)
     client = Client(selector, Breakers(), default_timeout_s=5)
     try:
@@ -85,6 +87,12 @@ async def client(in_process: InProcess) -> AsyncIterator[Client]:
     finally:
         await client.stop()
         await selector.stop()
+
+
+@pytest.fixture
+async def client(in_process: InProcess) -> AsyncIterator[Client]:
+    async with client_of(in_process, reflection=True) as client:
+        yield client
 
 
 async def test_json_in_json_out_with_the_proto_field_names(client: Client) -> None:
@@ -208,14 +216,8 @@ async def test_the_services_own_errors_come_back_with_their_reason(client: Clien
 @pytest.fixture
 async def without_reflection(in_process: InProcess) -> AsyncIterator[Client]:
     """The node as production serves it: REFLECTION_ENABLED off."""
-    await in_process.serve(SERVICE, _add_to, None, reflection=False)
-    selector = Selector(in_process.registry)
-    client = Client(selector, Breakers(), default_timeout_s=5)
-    try:
+    async with client_of(in_process, reflection=False) as client:
         yield client
-    finally:
-        await client.stop()
-        await selector.stop()
 
 
 async def test_without_reflection_the_projects_own_contracts_serve(
