@@ -851,17 +851,14 @@ async def test_production_mode_runs_on_what_the_secrets_step_made(
 
         logged_in = await login(http, "alice", account["password"])
         assert logged_in.status_code == 200, logged_in.text + production_compose.logs()
-        token = logged_in.json()["token"]
-        me = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
+        auth = {"Authorization": f"Bearer {logged_in.json()['token']}"}
+        me = await http.get("/user/me", headers=auth)
         assert me.json()["name"] == "alice"
         own = await http.post(
-            "/rpc/user_service/GetUser",
-            json={"id": me.json()["id"]},
-            headers={"Authorization": f"Bearer {token}"},
+            "/rpc/user_service/GetUser", json={"id": me.json()["id"]}, headers=auth
         )
         assert own.status_code == 200, own.text
         assert own.json()["user"]["name"] == "alice"
-        out_ = await http.post("/user/logout", headers={"Authorization": f"Bearer {token}"})
-        assert out_.status_code == 200
-        again = await http.get("/user/me", headers={"Authorization": f"Bearer {token}"})
+        assert (await http.post("/user/logout", headers=auth)).status_code == 200
+        again = await http.get("/user/me", headers=auth)
         assert again.status_code == 401
