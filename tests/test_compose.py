@@ -848,6 +848,17 @@ async def test_production_mode_runs_on_what_the_secrets_step_made(
         )  # fmt: skip
         assert code == 1
         assert "INVALID_ARGUMENT: password: 8 to 1024 characters" in err
+        # The rest of the operator's tools: health, and configuration through config_service.
+        code, out, err = await as_operator(
+            production_compose, etcd, tmp_path / "secrets", "health", "user_service"
+        )
+        assert code == 0, err
+        assert out.strip().endswith("SERVING")
+        code, out, err = await as_operator(
+            production_compose, etcd, tmp_path / "secrets", "config", "get", "user_api"
+        )
+        assert code == 0, err
+        assert json.loads(out)["request_budget_s"] == 3.0  # config_service's seed
 
         logged_in = await login(http, "alice", account["password"])
         assert logged_in.status_code == 200, logged_in.text + production_compose.logs()
