@@ -6,8 +6,9 @@ In a copy of the project: `micro new service order` (which already has an event,
 `order.created`, and a reason, ORDER_TOO_LARGE, of its own), then what a user writes by
 hand beside them (the event `order.placed` in its proto, `make proto`, the reason
 OUT_OF_STOCK, the logic that raises it and publishes the event, a subscriber, and
-tests). The kit's files are hashed before and after; the service's tests, which use a
-real NATS, must pass.
+tests, and the event in its NATS role). The kit's files are hashed before and after; the
+service's tests, which use a real NATS, must pass, and so must the project's test of each
+service's NATS user.
 """
 
 from __future__ import annotations
@@ -164,8 +165,15 @@ def test_a_new_service_has_its_own_event_and_reason_without_touching_the_kit(
         "            await publish_event(self._events, placed)\n",
     )
 
+    # Its NATS user (make run, compose) may send and handle it once its role says so.
+    settings = root / "order/settings.py"
+    edit(settings, "(order_pb2.OrderCreated,)", "(order_pb2.OrderCreated, order_pb2.OrderPlaced)")
+    edit(settings, "(order_pb2.OrderCreated,)", "(order_pb2.OrderCreated, order_pb2.OrderPlaced)")
+
     tests = pytest_in(root, "tests/order", "-rA")
     assert tests.returncode == 0, tests.stdout + tests.stderr
     for name in ("order_placed_is_published_and_consumed", "out_of_stock_reaches_a_grpc_caller"):
         assert f"PASSED tests/order/test_own_event_and_reason.py::test_{name}" in tests.stdout
+    users = pytest_in(root, "tests/shared/security/test_nats_auth.py", "-k", "every_service")
+    assert users.returncode == 0, users.stdout + users.stderr
     assert kit_files(root) == before
