@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import functools
 import importlib
 import inspect
 import json
@@ -66,6 +67,7 @@ from tests.support.compose import (
     volume_mounts,
 )
 from tests.support.etcd import EtcdServer
+from tests.support.eventually import eventually
 from tests.support.http import login
 from tests.support.nats import NatsServer
 from tests.support.otlp import OtlpReceiver, otlp_receiver
@@ -338,6 +340,10 @@ def test_user_api_serves_its_port_to_the_proxy_only(apps: dict[str, dict[str, An
     # `--scale user_api=3`: replicas cannot share a host port; the proxy publishes 8080.
     assert not port_mappings(api)
     assert int(env["HTTP_PORT"]) in exposed_ports(api)
+    # Its metrics on a port of its own (served in production too), which the proxy does not
+    # pass on: deploy/compose/nginx.conf proxies to the HTTP port only.
+    assert int(env["METRICS_PORT"]) in exposed_ports(api)
+    assert env["METRICS_PORT"] != env["HTTP_PORT"]
 
 
 def test_data_lives_in_volumes_and_sql_initialises_the_database(compose: dict[str, Any]) -> None:
@@ -522,6 +528,18 @@ def as_user(name: str, system: LocalCompose) -> tuple[str, str]:
     """The etcd login of `name` in the local run (etcd's auth is on)."""
     env = system.replicas[name][0].env
     return name, Path(env["ETCD_PASSWORD_FILE"]).read_text().strip()
+
+
+async def metric(metrics_port: str, name: str) -> dict[str, float]:
+    """A counter's samples on a service's metrics port, by their `subject` label."""
+    async with httpx.AsyncClient() as scraper:
+        text = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
+    return {
+        sample.labels.get("subject", ""): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    }
 
 
 async def handled_ok(metrics_port: str, method: str) -> int:
@@ -871,5 +889,11 @@ async def test_production_mode_runs_on_what_the_secrets_step_made(
         assert own.status_code == 200, own.text
         assert own.json()["user"]["name"] == "alice"
         assert (await http.post("/user/logout", headers=auth)).status_code == 200
+        # Her login reached NATS under user_api's user, through its spool (acknowledged).
+        published = await eventually(
+            functools.partial(metric, replica.env["METRICS_PORT"], "broker_events_published_total"),
+            lambda samples: samples.get("user.logged_in", 0) >= 1,
+        )
+        assert published.get("audit.user_login_failed", 0) >= 1  # the seed user's attempt
         again = await http.get("/user/me", headers=auth)
         assert again.status_code == 401

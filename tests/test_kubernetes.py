@@ -227,6 +227,8 @@ def test_ports_and_probes_are_what_the_services_serve(overlay: str) -> None:
             # Ready is what `python -m shared.healthcheck http` checks; alive is the process.
             assert checks["readinessProbe"]["httpGet"]["path"] == "/readyz"
             assert checks["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            # Metrics on their own port: production never serves them on the HTTP one.
+            assert ports["metrics"] == int(env["METRICS_PORT"]) != ports["http"]
         else:
             assert env["GRPC_HOST"] in WILDCARD_HOSTS
             grpc_port = int(env["GRPC_PORT"])
