@@ -11,6 +11,13 @@ from shared.security.production import MIN_KEY_BYTES
 from shared.security.roles import ServiceRole
 
 
+def _keys(secrets: SecretStr | None) -> list[str]:
+    """The comma-separated keys of `secrets`, each without surrounding spaces."""
+    if secrets is None:
+        return []
+    return [key.strip() for key in secrets.get_secret_value().split(",")]
+
+
 class AuthServiceSettings(ServiceSettings):
     service_name: str = "auth_service"
     grpc_port: int = 50052
@@ -44,16 +51,13 @@ class AuthServiceSettings(ServiceSettings):
     @field_validator("jwt_accepted_secrets")
     @classmethod
     def _each_long_enough(cls, secrets: SecretStr | None) -> SecretStr | None:
-        keys = [] if secrets is None else secrets.get_secret_value().split(",")
-        if any(len(key.strip()) < MIN_SECRET for key in keys):
+        if any(len(key) < MIN_SECRET for key in _keys(secrets)):
             raise ValueError(f"each key must be at least {MIN_SECRET} characters")
         return secrets
 
     def accepted_keys(self) -> list[str]:
         """JWT_ACCEPTED_SECRETS, one key each."""
-        if self.jwt_accepted_secrets is None:
-            return []
-        return [key.strip() for key in self.jwt_accepted_secrets.get_secret_value().split(",")]
+        return _keys(self.jwt_accepted_secrets)
 
     def signing_key(self) -> str:
         secret = self.jwt_secret.get_secret_value() if self.jwt_secret else None
