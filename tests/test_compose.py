@@ -28,6 +28,7 @@ import opentelemetry.sdk.environment_variables
 import pymysql
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.samples import Sample
 from pydantic import SecretStr
 from sqlalchemy.engine import make_url
 
@@ -530,28 +531,29 @@ def as_user(name: str, system: LocalCompose) -> tuple[str, str]:
     return name, Path(env["ETCD_PASSWORD_FILE"]).read_text().strip()
 
 
-async def metric(metrics_port: str, name: str) -> dict[str, float]:
-    """A counter's samples on a service's metrics port, by their `subject` label."""
+async def scraped(metrics_port: str, name: str) -> list[Sample]:
+    """The samples of metric `name` on a service's metrics port."""
     async with httpx.AsyncClient() as scraper:
         text = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
-    return {
-        sample.labels.get("subject", ""): sample.value
+    return [
+        sample
         for family in text_string_to_metric_families(text)
         for sample in family.samples
         if sample.name == name
-    }
+    ]
+
+
+async def metric(metrics_port: str, name: str) -> dict[str, float]:
+    """A counter's samples on a service's metrics port, by their `subject` label."""
+    return {s.labels.get("subject", ""): s.value for s in await scraped(metrics_port, name)}
 
 
 async def handled_ok(metrics_port: str, method: str) -> int:
-    async with httpx.AsyncClient() as scraper:
-        text = (await scraper.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
     return int(
         sum(
             sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == "grpc_server_handled_total"
-            and sample.labels.get("grpc_method", "").endswith(f"/{method}")
+            for sample in await scraped(metrics_port, "grpc_server_handled_total")
+            if sample.labels.get("grpc_method", "").endswith(f"/{method}")
             and sample.labels.get("grpc_code") == "OK"
         )
     )
