@@ -110,6 +110,22 @@ def as_in_its_process(role: ServiceRole, monkeypatch: pytest.MonkeyPatch) -> Non
         event_spec(event)
 
 
+def service_broker(
+    secured: tuple[NatsServer, Path],
+    name: str,
+    role: ServiceRole,
+    monkeypatch: pytest.MonkeyPatch,
+    **settings: Any,
+) -> NatsBroker:
+    """The kit's broker of service `name`, as in its own process, under its NATS user."""
+    server, seeds = secured
+    as_in_its_process(role, monkeypatch)
+    config = BrokerSettings.model_validate(
+        {"url": server.url, "nkeys_seed": seed_path(seeds, name), "publish_timeout_s": 2} | settings
+    )
+    return NatsBroker(config, name, metrics=BrokerMetrics(CollectorRegistry()))
+
+
 def test_seeds_are_private_and_reused(tmp_path: Path) -> None:
     first = _generator().write(tmp_path, 4222).read_text()
     seed = seed_path(tmp_path / "nats-users", "user_api")
@@ -120,7 +136,7 @@ def test_seeds_are_private_and_reused(tmp_path: Path) -> None:
 async def test_every_service_does_its_nats_work_under_its_own_user(
     secured: tuple[NatsServer, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, seeds = secured
+    server, _ = secured
     roles = discover(ROOT)
     # What the kit's services send (user_api/logic.py, user_service's outbox in
     # repository.py, auth_service/logic.py): a role that leaves one out fails here. Services
@@ -134,11 +150,7 @@ async def test_every_service_does_its_nats_work_under_its_own_user(
     try:
         async with asyncio.timeout(60):
             for name, role in roles.items():  # set up one after the other, then all run
-                as_in_its_process(role, monkeypatch)
-                settings = BrokerSettings(
-                    url=server.url, nkeys_seed=seed_path(seeds, name), publish_timeout_s=2
-                )
-                broker = NatsBroker(settings, name, metrics=BrokerMetrics(CollectorRegistry()))
+                broker = service_broker(secured, name, role, monkeypatch)
                 brokers.append(broker)
                 await broker.start()
                 assert broker.connected
@@ -186,7 +198,7 @@ async def test_every_service_does_its_nats_work_under_its_own_user(
 async def test_an_event_its_consumer_cannot_handle_is_dead_lettered_under_its_user(
     secured: tuple[NatsServer, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server, seeds = secured
+    server, _ = secured
     roles = discover(ROOT)
     failures = Collector()
 
@@ -195,11 +207,7 @@ async def test_an_event_its_consumer_cannot_handle_is_dead_lettered_under_its_us
         raise RuntimeError("cannot record this login")
 
     def broker_of(name: str, **settings: Any) -> NatsBroker:
-        as_in_its_process(roles[name], monkeypatch)
-        config = BrokerSettings(
-            url=server.url, nkeys_seed=seed_path(seeds, name), publish_timeout_s=2, **settings
-        )
-        return NatsBroker(config, name, metrics=BrokerMetrics(CollectorRegistry()))
+        return service_broker(secured, name, roles[name], monkeypatch, **settings)
 
     brokers: list[NatsBroker] = []
     try:
@@ -290,14 +298,10 @@ async def test_an_event_outside_its_role_is_refused_and_the_log_says_so(
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    server, seeds = secured
-    as_in_its_process(discover(ROOT)["auth_service"], monkeypatch)
-    settings = BrokerSettings(
-        url=server.url,
-        nkeys_seed=seed_path(seeds, "auth_service"),
-        publish_timeout_s=REFUSED_WITHIN_S,
+    role = discover(ROOT)["auth_service"]
+    broker = service_broker(
+        secured, "auth_service", role, monkeypatch, publish_timeout_s=REFUSED_WITHIN_S
     )
-    broker = NatsBroker(settings, "auth_service", metrics=BrokerMetrics(CollectorRegistry()))
     await broker.start()
     try:
         with caplog.at_level(logging.ERROR, logger="shared.broker.nats"):
