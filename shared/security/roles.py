@@ -10,8 +10,8 @@ events every replica hears as they happen (`broker.subscribe(..., durable=False)
 subjects and streams come from the events' own declarations (`(micro.v1.event)`, see
 shared.broker.events), so the NATS permissions follow the contract; an event the role
 leaves out is refused by the server (its publish never acknowledged, its subscription
-empty). `etcd_writes` adds prefixes the service owns beyond its registry keys (auth_service's
-revocations).
+empty). `etcd_writes` adds prefixes the service owns beyond its registry keys (a token
+service's revocations, say).
 scripts/nats_config.py and scripts/etcd_auth.py find every service package (a directory
 with `__main__.py` and `settings.py`) and build a user for each, with this role or none.
 """
