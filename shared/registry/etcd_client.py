@@ -7,13 +7,21 @@
 - `round_robin` keeps a connection to each reachable member and sends each call to
   the next ready one; a member that goes away is skipped at once, one that comes back
   is used again after its reconnect (at most a second, see the backoff below).
+- A member that hangs (or whose machine drops off the network) sends no RST: its
+  connections stay open and it answers nothing. gRPC's outlier detection sets it aside
+  for 10 s once most of its calls in half a second failed (one of three members at most,
+  and only with three or more), so that round robin stops handing it every third call.
 - Calls that are safe to repeat (reads, puts of a whole value, deletes, lease grants
   and revokes) are retried by gRPC on another member when one answers UNAVAILABLE
-  (stopped, or "leader changed" during an election). Transactions are never retried:
-  a compare-and-swap that may have been applied must not run twice.
+  (stopped, or "leader changed" during an election), or does not answer within
+  `ATTEMPT_S` (it hangs). Transactions are never retried: a compare-and-swap that may
+  have been applied must not run twice.
 - Calls carry etcd's `hasleader` flag: a member without a leader refuses them at once.
 - Streams (watches, lease keep-alives) fail when their member goes; their owners
-  resume them on the same channel, hence on another member (see etcd.py).
+  resume them on the same channel, hence on another member (see etcd.py). A member that
+  hangs is found out by HTTP/2 pings within about 7 s (see `CHANNEL_OPTIONS`): until then
+  a watch it serves delivers nothing, and a token check or a discovery answers from what
+  its owner has already seen.
 
 A single endpoint is passed to gRPC as it is, so a DNS name that resolves to every
 member (a Kubernetes headless Service) is balanced over all of them and re-resolved
@@ -48,7 +56,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2379
 
-# Repeatable calls: retried on another member when one is unavailable.
+# How long one attempt of a repeatable call may wait for its answer: 2.5x etcd's own "took
+# too long" warning for a request, and short enough that a call sent to a member that hangs
+# still has time for two more attempts within a caller's one-second budget. A read that
+# takes longer even on a healthy member (a listing of many thousands of keys) fails after
+# five attempts, and its owner reads again after a backoff.
+ATTEMPT_S = 0.25
+# Repeatable calls: retried on another member when one is unavailable or silent.
 _RETRIED = [
     ("etcdserverpb.KV", "Range"),
     ("etcdserverpb.KV", "Put"),
@@ -59,7 +73,25 @@ _RETRIED = [
     ("etcdserverpb.Maintenance", "Status"),
 ]
 _SERVICE_CONFIG = {
-    "loadBalancingConfig": [{"round_robin": {}}],
+    "loadBalancingConfig": [
+        {
+            # One failed call in an interval is enough: a member that hangs gets few calls,
+            # each of which waits out its attempt (a one-off error on a healthy member
+            # only sets it aside for 10 s, the others serve meanwhile).
+            "outlier_detection_experimental": {
+                "interval": "0.5s",
+                "baseEjectionTime": "10s",
+                "maxEjectionPercent": 34,
+                "failurePercentageEjection": {
+                    "threshold": 50,
+                    "enforcementPercentage": 100,
+                    "minimumHosts": 3,
+                    "requestVolume": 1,
+                },
+                "childPolicy": [{"round_robin": {}}],
+            }
+        }
+    ],
     "methodConfig": [
         {
             "name": [{"service": service, "method": method} for service, method in _RETRIED],
@@ -69,6 +101,7 @@ _SERVICE_CONFIG = {
                 "maxBackoff": "0.5s",
                 "backoffMultiplier": 2,
                 "retryableStatusCodes": ["UNAVAILABLE"],
+                "perAttemptRecvTimeout": f"{ATTEMPT_S}s",
             },
         }
     ],
@@ -81,14 +114,26 @@ _REQUIRE_LEADER = ("hasleader", "true")
 # `min_reconnect_backoff_ms` is, despite its name, how long one connection attempt may take
 # (gRPC's MIN_CONNECT_TIMEOUT): at 100 ms a busy or distant member that needs longer to send
 # its first HTTP/2 frame is never reached. A refused connection fails at once regardless.
+#
+# A watch or a keep-alive stream on a member that hangs would wait for ever (outlier
+# detection sees only calls that end). HTTP/2 pings find it out: every 5 s (the
+# least etcd allows: `--grpc-keepalive-min-time`), answered within 2 s, for as long as a call
+# or a stream is open. gRPC stops pinging after two pings without data by default, which an
+# idle watch never sends (`max_pings_without_data`: 0 lifts that); and etcd answers pings on
+# a connection without streams with GOAWAY "too_many_pings" (`permit_without_calls`: 0). The
+# ping's deadline is `ping_timeout_ms` in this gRPC; `keepalive_timeout_ms` for older ones.
+# `enable_hedging` lets gRPC read `perAttemptRecvTimeout` from the service config.
 CHANNEL_OPTIONS = {
     "grpc.initial_reconnect_backoff_ms": 100,
     "grpc.min_reconnect_backoff_ms": 5000,
     "grpc.max_reconnect_backoff_ms": 1000,
     "grpc.keepalive_time_ms": 5000,
-    "grpc.keepalive_timeout_ms": 3000,
-    "grpc.keepalive_permit_without_calls": 1,
+    "grpc.keepalive_timeout_ms": 2000,
+    "grpc.http2.ping_timeout_ms": 2000,
+    "grpc.http2.max_pings_without_data": 0,
+    "grpc.keepalive_permit_without_calls": 0,
     "grpc.enable_retries": 1,
+    "grpc.experimental.enable_hedging": 1,
     "grpc.service_config": json.dumps(_SERVICE_CONFIG),
 }
 

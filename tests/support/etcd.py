@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,17 @@ class EtcdServer:
             os.kill(self.process.pid, sig)
             self.process.wait(timeout=10)
         self.process = None
+
+    @contextlib.contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The member keeps its connections open but answers nothing, as one on a machine
+        that hangs or drops off the network does (no RST reaches its clients)."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self.process.send_signal(signal.SIGCONT)
 
     def wipe(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)
