@@ -5,20 +5,38 @@ so the set never grows beyond the tokens still alive. Tokens expiring in the sam
 one lease (granted on first use, reused while alive): a lease per token would cost etcd a
 lease, its keep-alive bookkeeping and its expiry per logout. Revoking is put-if-absent, so a
 second logout of the same token changes nothing and says so.
+
+A put-if-absent is a transaction, which the kit's etcd client never repeats. So a revocation
+makes a few attempts of its own, each given as long as that client gives a repeatable call
+(`ETCD_ATTEMPT_S`): one sent to an etcd member that hangs is abandoned and made again, on
+another member. Every attempt writes the same mark after the expiry: an attempt that was
+applied but whose answer was lost leaves it, and the next one then knows the revocation for
+its own ("new": one TokenRevoked event).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import secrets
 import time
 from collections.abc import Callable
 
 import aetcd
+import aetcd.exceptions
 
+from shared.backoff import delays
 from shared.errors import Reason, ServiceError
-from shared.registry import ETCD_ERRORS
+from shared.registry import ETCD_ATTEMPT_S, ETCD_ERRORS
 
 _LEASE_MINUTE_S = 60
+_ATTEMPTS = 3
+# An attempt that got no answer, or whose member went: another may reach another member.
+_UNANSWERED = (
+    TimeoutError,
+    aetcd.exceptions.ConnectionFailedError,
+    aetcd.exceptions.ConnectionTimeoutError,
+)
 
 
 class EtcdRevocationStore:
@@ -30,39 +48,60 @@ class EtcdRevocationStore:
         prefix: str,
         *,
         timeout_s: float = 2.0,
+        attempt_s: float = ETCD_ATTEMPT_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
         self._prefix = prefix
         self._timeout_s = timeout_s
+        self._attempt_s = attempt_s
         self._clock = clock
         self._leases: dict[int, aetcd.Lease] = {}  # by the minute its tokens expire in
         self._granting = asyncio.Lock()
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
+        # The value starts with the expiry (replicas holding the set in memory drop it then);
+        # the mark after it is this call's.
+        value = f"{int(expires_at)} {secrets.token_hex(8)}".encode()
         try:
             async with asyncio.timeout(self._timeout_s):
-                try:
-                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
-                except aetcd.ClientError as error:
-                    if "lease not found" not in str(error):
-                        raise
-                    # etcd lost the lease (restored, or it ended early): grant a new one.
-                    self._leases.clear()
-                    return await self._put_once(token_id, expires_at, await self._lease(expires_at))
+                return await self._attempts(token_id, value, expires_at)
         except ETCD_ERRORS as error:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
-    async def _put_once(self, token_id: str, expires_at: int, lease: aetcd.Lease) -> bool:
+    async def _attempts(self, token_id: str, value: bytes, expires_at: int) -> bool:
+        """A few: enough to get past a member that hangs within a caller's one-second
+        budget, and few enough that an etcd without quorum is reported at once."""
+        waits = delays(0.05, 0.5)
+        for _ in range(_ATTEMPTS - 1):
+            with contextlib.suppress(*_UNANSWERED):
+                async with asyncio.timeout(self._attempt_s):
+                    return await self._put_absent(token_id, value, expires_at)
+            await asyncio.sleep(next(waits))
+        async with asyncio.timeout(self._attempt_s):
+            return await self._put_absent(token_id, value, expires_at)
+
+    async def _put_absent(self, token_id: str, value: bytes, expires_at: int) -> bool:
+        try:
+            return await self._put_once(token_id, value, await self._lease(expires_at))
+        except aetcd.ClientError as error:
+            if "lease not found" not in str(error):
+                raise
+            # etcd lost the lease (restored, or it ended early): grant a new one.
+            self._leases.clear()
+            return await self._put_once(token_id, value, await self._lease(expires_at))
+
+    async def _put_once(self, token_id: str, value: bytes, lease: aetcd.Lease) -> bool:
         key = self._key(token_id)
-        # The value is the expiry: replicas holding the set in memory drop it then.
-        value = str(int(expires_at)).encode()
-        created, _ = await self._client.transaction(
+        created, responses = await self._client.transaction(
             compare=[self._client.transactions.create(key) == 0],
             success=[self._client.transactions.put(key, value, lease=lease)],
-            failure=[],
+            failure=[self._client.transactions.get(key)],
         )
-        return bool(created)
+        if created:
+            return True
+        stored = [found for found, _ in responses[0]] if responses else []
+        return stored == [value]  # put by an earlier attempt of this call
 
     async def _lease(self, expires_at: int) -> aetcd.Lease:
         minute = expires_at // _LEASE_MINUTE_S

@@ -39,9 +39,10 @@ log = logging.getLogger(__name__)
 
 
 def _expiry(value: bytes) -> float:
-    # Keys written before values carried the expiry hold b"1": kept until their lease ends.
-    with contextlib.suppress(ValueError):
-        expires_at = int(value)
+    # b"<expiry> <mark>" (repository.py). Keys written before values carried the expiry hold
+    # b"1": kept until their lease ends.
+    with contextlib.suppress(ValueError, IndexError):
+        expires_at = int(value.split()[0])
         if expires_at > 1_000_000_000:
             return float(expires_at)
     return float("inf")

@@ -1,4 +1,5 @@
-"""Logout is idempotent and revocations share one etcd lease per expiry minute (real etcd)."""
+"""Logout is idempotent, also when an etcd member applies it and hangs before answering, and
+revocations share one etcd lease per expiry minute (real etcd)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,40 @@ async def test_100_tokens_expiring_in_the_same_minute_share_one_lease(
     assert await _leases(etcd_kv) == 1
     assert await store.is_revoked("token-99")
     assert not await store.revoke("token-5", minute_start + 5)
+
+
+class AnswerLost:
+    """The client of a member that applies the first transaction, then hangs before answering
+    (its machine stopped, or dropped off the network)."""
+
+    def __init__(self, client: aetcd.Client) -> None:
+        self._client = client
+        self.answers_lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    async def transaction(self, **kwargs: Any) -> Any:
+        answer = await self._client.transaction(**kwargs)
+        if not self.answers_lost:
+            self.answers_lost += 1
+            await asyncio.Event().wait()  # until the attempt is given up
+        return answer
+
+
+async def test_a_logout_applied_by_a_member_that_then_hangs_is_retried_and_makes_one_event(
+    etcd_kv: aetcd.Client,
+) -> None:
+    events = Published()
+    client = AnswerLost(etcd_kv)
+    store = EtcdRevocationStore(client, "/revoked/", attempt_s=0.2)
+    logic = TokenLogic(SECRET, "iss", 600, store, events)  # type: ignore[arg-type]
+    token = logic.make_token(7, "u").token
+
+    async with asyncio.timeout(1):  # well within the call's 2 s
+        assert (await logic.revoke(token)).user_id == 7
+    assert client.answers_lost == 1
+    # The retry found the lost attempt's revocation, and knew it for its own.
+    assert len(events.subjects) == 1
+    assert (await logic.revoke(token)).user_id == 7
+    assert len(events.subjects) == 1
