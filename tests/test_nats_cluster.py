@@ -1,14 +1,16 @@
-"""Login events on a real 3-node NATS cluster with R3 streams: a node killed mid-way loses
-none and duplicates none.
+"""Login events on a real 3-node NATS cluster with R3 streams: a node killed, or frozen,
+mid-way loses none and duplicates none.
 
-The services get NATS_URL with every node and NATS_STREAM_REPLICAS=3; the node killed is
-the one user_api (the publisher) is connected to.
+The services get NATS_URL with every node and NATS_STREAM_REPLICAS=3; the node lost is the
+one user_api (the publisher) is connected to. A killed node's connections are reset at
+once; a frozen one (SIGSTOP, as a machine that hangs or drops off the network) keeps them
+open and answers nothing, so only the clients' pings find it out.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -19,14 +21,15 @@ import pytest
 from tests.conftest import StartService
 from tests.support.eventually import eventually
 from tests.support.http import login, wait_until_ready
-from tests.support.nats import NatsCluster
+from tests.support.nats import NatsCluster, NatsServer
 from tests.support.ports import free_port
 from tests.user_service.test_login_events import history
 
 pytestmark = pytest.mark.integration
 
 LOGINS = 200
-KILL_AFTER = 60
+LOSE_AFTER = 60
+LoseNode = Callable[[NatsServer], Awaitable[None]]
 
 
 @pytest.fixture
@@ -64,8 +67,25 @@ async def node_of(cluster: NatsCluster, client_name: str) -> int:
     raise LookupError(client_name)
 
 
-async def test_killing_a_node_during_logins_loses_and_duplicates_no_event(
-    nats_cluster: NatsCluster, start_service: StartService, mariadb_database: str
+@pytest.fixture(params=["killed", "frozen"])
+def lose(request: pytest.FixtureRequest, nats_cluster: NatsCluster) -> Iterator[LoseNode]:
+    """How the node is lost mid-way."""
+    lost: list[NatsServer] = []
+
+    async def kill_or_freeze(node: NatsServer) -> None:
+        lost.append(node)
+        if request.param == "killed":
+            await node.kill()
+        else:
+            node.freeze()
+
+    yield kill_or_freeze
+    for node in lost:
+        node.thaw()
+
+
+async def test_losing_a_node_during_logins_loses_and_duplicates_no_event(
+    nats_cluster: NatsCluster, start_service: StartService, mariadb_database: str, lose: LoseNode
 ) -> None:
     async with asyncio.timeout(85):
         await eventually(lambda: jetstream_ready(nats_cluster.url), lambda ok: ok, timeout=20)
@@ -97,8 +117,8 @@ async def test_killing_a_node_during_logins_loses_and_duplicates_no_event(
             async def worker() -> None:
                 while not queue.empty():
                     number = queue.get_nowait()
-                    if number == KILL_AFTER:
-                        await nats_cluster.nodes[victim].kill()
+                    if number == LOSE_AFTER:
+                        await lose(nats_cluster.nodes[victim])
                     # A login the edge gave up on (a 504 from a 1 s deadline on a loaded
                     # machine) published nothing: the user tries again, as a user would.
                     for _ in range(3):
@@ -113,7 +133,9 @@ async def test_killing_a_node_during_logins_loses_and_duplicates_no_event(
         assert statuses == [200] * LOGINS
         assert len(retried) <= 20, retried  # only a loaded machine's 1 s deadlines
 
-        survivor = next(node for node in nats_cluster.nodes if node.running)
+        survivor = next(
+            node for node in nats_cluster.nodes if node is not nats_cluster.nodes[victim]
+        )
         connection = await nats.connect(survivor.url)
         try:
             js = connection.jetstream(timeout=5)

@@ -36,6 +36,8 @@ from shared.broker.streams import ensure_stream, ensure_streams, known_streams
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 2
+# Pings left unanswered before the connection is given up for another server.
+MAX_OUTSTANDING_PINGS = 2
 # Distinct refusals logged (each names its subject): a bound however many there are.
 MAX_REFUSALS_LOGGED = 100
 _NATS_ERRORS = (nats.errors.Error, OSError)
@@ -203,6 +205,8 @@ class NatsBroker(OutboxPublisher):
             connect_timeout=CONNECT_TIMEOUT_S,
             # nats-py annotates these as int but only sleeps or waits on them.
             reconnect_time_wait=cast(int, self._settings.reconnect_wait_s),
+            ping_interval=cast(int, self._settings.ping_interval_s),
+            max_outstanding_pings=MAX_OUTSTANDING_PINGS,
             drain_timeout=cast(int, self._settings.close_timeout_s),
             reconnect_to_server_handler=self._next_server,
             error_cb=self._on_error,

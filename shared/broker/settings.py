@@ -39,6 +39,11 @@ class BrokerSettings(BaseModel):
     # Reconnect backoff: first wait, doubled up to the cap (with jitter).
     reconnect_wait_s: float = Field(default=0.5, gt=0)
     reconnect_max_wait_s: float = Field(default=10.0, gt=0)
+    # How often the client pings its server: at the tick after two unanswered pings (4 to
+    # 6 s) it moves to another. A server that hangs (or whose machine drops off the
+    # network) closes nothing, and only this finds it out: nats-py's default of 120 s left
+    # events waiting 4 to 6 minutes.
+    ping_interval_s: float = Field(default=2.0, gt=0)
     # How long one JetStream publish waits for its ack before the outbox retries it.
     publish_timeout_s: float = Field(default=5.0, gt=0)
     # Bound on stop(): flushing the outbox, then waiting for handlers and draining.

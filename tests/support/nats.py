@@ -105,6 +105,16 @@ class NatsServer:
             process.kill()
             await process.wait()
 
+    def freeze(self) -> None:
+        """SIGSTOP: the node keeps its connections open but answers nothing, as one on a
+        machine that hangs or drops off the network does (`thaw` lets it go on)."""
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        if self._process is not None and self._process.returncode is None:
+            self._process.send_signal(signal.SIGCONT)
+
     async def restart(self) -> None:
         await self.stop()
         await self.start()
