@@ -13,7 +13,7 @@ import pytest
 
 from shared.registry import EtcdRegistry
 from tests.support import integration
-from tests.support.etcd import EtcdServer
+from tests.support.etcd import EtcdCluster, EtcdServer
 from tests.support.nats import nats_server
 from tests.support.otlp import otlp_receiver
 from tests.support.services import ServiceProcess, service_env
@@ -60,6 +60,16 @@ def etcd(tmp_path: Path) -> Iterator[EtcdServer]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+@integration.real_server
+def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+    """Three etcd members in one Raft cluster."""
+    cluster = EtcdCluster(tmp_path / "etcd-cluster")
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 @pytest.fixture

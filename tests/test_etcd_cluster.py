@@ -38,31 +38,23 @@ PREFIX = "/micro/registry"
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path / "etcd-cluster")
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-async def registry(cluster: EtcdCluster) -> AsyncIterator[EtcdRegistry]:
-    registry = EtcdRegistry(cluster.endpoints, ttl_s=3)
+async def registry(etcd_cluster: EtcdCluster) -> AsyncIterator[EtcdRegistry]:
+    registry = EtcdRegistry(etcd_cluster.endpoints, ttl_s=3)
     yield registry
     await registry.stop()
 
 
 @pytest.fixture
-def start_service(tmp_path: Path, cluster: EtcdCluster) -> Iterator[StartService]:
+def start_service(tmp_path: Path, etcd_cluster: EtcdCluster) -> Iterator[StartService]:
     started: list[ServiceProcess] = []
 
     def start(module: str, **env: str) -> ServiceProcess:
         env.setdefault("DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path}/users.db")
         env.setdefault("TLS_DEV_ROOT", str(tls_root(tmp_path)))
-        env.setdefault("ETCD_ENDPOINTS", cluster.endpoints)
+        env.setdefault("ETCD_ENDPOINTS", etcd_cluster.endpoints)
         log_path = tmp_path / f"{module}-{len(started)}.log"
         process = ServiceProcess(
-            module, service_env(cluster.members[0].endpoint, **env), log_path
+            module, service_env(etcd_cluster.members[0].endpoint, **env), log_path
         ).start()
         started.append(process)
         return process
@@ -163,7 +155,7 @@ async def me(http: httpx.AsyncClient, token: str) -> httpx.Response:
 
 
 async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_change(
-    system: System, registry: EtcdRegistry, cluster: EtcdCluster, tmp_path: Path
+    system: System, registry: EtcdRegistry, etcd_cluster: EtcdCluster, tmp_path: Path
 ) -> None:
     leases = await registered(registry)
     revoked = (await login(system.http)).json()["token"]
@@ -181,7 +173,7 @@ async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_cha
             probe_nodes.put_nowait(nodes)
 
     probe_watch = asyncio.create_task(watch_probe())
-    probe = EtcdRegistry(cluster.endpoints, ttl_s=3)
+    probe = EtcdRegistry(etcd_cluster.endpoints, ttl_s=3)
     load = Load(system.http)
     try:
         assert await asyncio.wait_for(changes.get(), 10) == {}
@@ -189,12 +181,12 @@ async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_cha
         load.start()
         await eventually(lambda: _value(load.ok), lambda ok: ok >= 20, timeout=20)
 
-        leader = await cluster.leader()
+        leader = await etcd_cluster.leader()
         stopped_at = time.monotonic()
         await asyncio.to_thread(leader.stop)
 
         # Changes made during the failover: each watcher sees them, the revocation holds.
-        async with etcd_client(cluster.endpoints) as etcd, asyncio.timeout(10):
+        async with etcd_client(etcd_cluster.endpoints) as etcd, asyncio.timeout(10):
             await etcd.put(b"/micro/config/cluster_probe", b'{"during": "failover"}')
         await asyncio.wait_for(probe.register(ServiceNode("probe", "probe-1", "127.0.0.1:1")), 10)
         headers = {"Authorization": f"Bearer {revoked}"}
@@ -228,13 +220,13 @@ async def test_stopping_the_leader_under_load_fails_no_request_and_misses_no_cha
 
 
 async def test_a_member_that_hangs_under_load_fails_no_request_and_no_logout(
-    steady_system: System, cluster: EtcdCluster
+    steady_system: System, etcd_cluster: EtcdCluster
 ) -> None:
     system = steady_system
     # A follower: a leader that hangs stops every write and linearizable read for the
     # election (about a second), which token checks refuse rather than trust.
-    leader = await cluster.leader()
-    follower = next(member for member in cluster.members if member is not leader)
+    leader = await etcd_cluster.leader()
+    follower = next(member for member in etcd_cluster.members if member is not leader)
     load = Load(system.http)
     load.start()
     try:
@@ -259,16 +251,16 @@ async def test_a_member_that_hangs_under_load_fails_no_request_and_no_logout(
 
 
 async def test_without_quorum_logins_go_on_token_checks_fail_closed_and_all_recovers(
-    system: System, registry: EtcdRegistry, cluster: EtcdCluster
+    system: System, registry: EtcdRegistry, etcd_cluster: EtcdCluster
 ) -> None:
     token = (await login(system.http)).json()["token"]
     assert (await me(system.http, token)).status_code == 200
-    leader = await cluster.leader()
-    stopped: list[EtcdServer] = [leader, next(m for m in cluster.members if m is not leader)]
+    leader = await etcd_cluster.leader()
+    stopped: list[EtcdServer] = [leader, next(m for m in etcd_cluster.members if m is not leader)]
     for member in stopped:
         await asyncio.to_thread(member.stop)
 
-    probe = EtcdRegistry(cluster.endpoints, ttl_s=3)
+    probe = EtcdRegistry(etcd_cluster.endpoints, ttl_s=3)
     try:
         with pytest.raises(TimeoutError):  # the registry cannot be written
             await asyncio.wait_for(

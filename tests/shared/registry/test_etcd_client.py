@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -22,26 +21,18 @@ FOUND_OUT_S = 7.0
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
-    cluster = EtcdCluster(tmp_path / "etcd-cluster")
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture
-async def registry(cluster: EtcdCluster) -> AsyncIterator[EtcdRegistry]:
-    registry = EtcdRegistry(cluster.endpoints, ttl_s=30)
+async def registry(etcd_cluster: EtcdCluster) -> AsyncIterator[EtcdRegistry]:
+    registry = EtcdRegistry(etcd_cluster.endpoints, ttl_s=30)
     yield registry
     await registry.stop()
 
 
 async def test_reads_and_writes_go_to_another_member_while_one_hangs(
-    cluster: EtcdCluster,
+    etcd_cluster: EtcdCluster,
 ) -> None:
-    async with etcd_client(cluster.endpoints) as etcd:
+    async with etcd_client(etcd_cluster.endpoints) as etcd:
         await etcd.put(b"/probe", b"before")
-        with cluster.members[1].frozen():
+        with etcd_cluster.members[1].frozen():
             # Round robin sends every third call to the hung member until pings find it out:
             # each such attempt is abandoned after half a second and sent to another one.
             slowest = 0.0
@@ -57,7 +48,7 @@ async def test_reads_and_writes_go_to_another_member_while_one_hangs(
 
 
 async def test_a_watch_on_a_member_that_hangs_resumes_on_another(
-    cluster: EtcdCluster, registry: EtcdRegistry
+    etcd_cluster: EtcdCluster, registry: EtcdRegistry
 ) -> None:
     seen: asyncio.Queue[set[str]] = asyncio.Queue()
 
@@ -66,11 +57,11 @@ async def test_a_watch_on_a_member_that_hangs_resumes_on_another(
             seen.put_nowait({node.id for node in nodes})
 
     watching = asyncio.create_task(watch())
-    writer = EtcdRegistry(cluster.endpoints, ttl_s=30)
+    writer = EtcdRegistry(etcd_cluster.endpoints, ttl_s=30)
     try:
         assert await asyncio.wait_for(seen.get(), 10) == set()
         # One of the members serves the watch: whichever it is, it hangs in one round.
-        for index, member in enumerate(cluster.members):
+        for index, member in enumerate(etcd_cluster.members):
             with member.frozen():
                 node_id = f"probe-{index}"
                 async with asyncio.timeout(5):
