@@ -17,6 +17,7 @@ service from abuse; it must not become the outage itself, nor stop guarding in o
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import math
 import time
@@ -34,6 +35,23 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Windows = SlidingWindowCounterRateLimiter
+
+
+def client_key(address: str, *, ipv6_prefix: int = 64) -> str:
+    """The key a client's requests count under: its IPv4 address, or its IPv6 address's
+    network. One IPv6 host picks any address of its /64 at will (privacy addresses do so
+    by themselves), so a window per IPv6 address would hold nobody back; a /64 is one LAN,
+    as an IPv4 address behind NAT is one household. An IPv4-mapped IPv6 address is its
+    IPv4 address; anything that is not an address is its own key."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, ipv6_prefix), strict=False))
+    return str(ip)
 
 
 def parse_limit(text: str) -> RateLimitItem:

@@ -16,6 +16,7 @@ from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
+from shared.throttle import client_key
 from user_api.throttling import LoginThrottle
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ class AccountDirectory(Protocol):
     async def verify_credentials(
         self, user_name: str, password: str, on_behalf_of: str = ""
     ) -> UserView:
-        """`on_behalf_of`: the end client (its address), whose attempts queue together."""
+        """`on_behalf_of`: the end client (`client_key`: its address, or its IPv6 /64), whose
+        attempts queue together."""
         ...
 
     async def get_user(self, user_id: int) -> UserView: ...
@@ -85,10 +87,11 @@ class AccountLogic:
         self._throttle = throttle
 
     async def login(self, user_name: str, password: str, caller: Caller) -> Session:
+        client = client_key(caller.address)  # what throttles and queues count it under
         if self._throttle is not None:  # before any work: a throttled attempt costs nothing
-            await self._throttle.admit(user_name, caller.address)
+            await self._throttle.admit(user_name, client)
         try:
-            user = await self._accounts.verify_credentials(user_name, password, caller.address)
+            user = await self._accounts.verify_credentials(user_name, password, client)
         except ServiceError as error:
             if error.is_business:  # a failed attempt, not an outage: worth an event
                 log.info("login failed (%s) from %s", error.reason, caller.address)
@@ -101,7 +104,7 @@ class AccountLogic:
                 await publish_event(self._events, failed)
             raise
         if self._throttle is not None:
-            await self._throttle.succeeded(user_name, caller.address)
+            await self._throttle.succeeded(user_name, client)
         issued = await self._accounts.make_token(user)
         logged_in = UserLoggedIn(
             user_id=user.id,

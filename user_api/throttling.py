@@ -1,6 +1,7 @@
 """Login throttling: which attempts are counted, under which keys, and how many.
 
-Two sliding windows (shared/throttle.py), both keyed by the client's address:
+Two sliding windows (shared/throttle.py), both keyed by the client's address (its /64 for
+IPv6: `shared.throttle.client_key`):
 
 - per address, every attempt (`login_limit_per_address`, 20 a minute): one source trying
   many accounts (credential stuffing) is slowed down. OWASP's Credential Stuffing cheat sheet
@@ -12,6 +13,10 @@ Two sliding windows (shared/throttle.py), both keyed by the client's address:
   account itself lets anyone lock a user out; so the count is per account *and* address.
   An attempt is counted before it is verified (a parallel flood cannot slip in before its
   failures are recorded) and the count is cleared by a success.
+
+The address's window is asked first: an attempt it refuses touches no account's window, so
+a flood of made-up account names from one address costs at most the attempts that address
+is allowed, not a window per name (200,000 of them held 75 MB for 15 minutes).
 
 Never per account alone: a flood against `micro` from one address leaves `micro` free to
 log in from any other address. Distributed guessing from many addresses is slowed by each
@@ -47,14 +52,15 @@ class LoginThrottle:
         self._per_account: RateLimitItem = parse_limit(per_account)
 
     async def admit(self, user_name: str, address: str) -> None:
-        """Count an attempt; raises TooManyAttemptsError when a window is full."""
+        """Count an attempt; raises TooManyAttemptsError when a window is full.
+        `address`: the client's key (`client_key`)."""
+        wait = await self._throttle.hit(self._per_address, "login-address", address)
+        if wait is not None:
+            raise TooManyAttemptsError(wait, "too many logins from this address; try later")
         account = user_name.casefold()
         wait = await self._throttle.hit(self._per_account, "login-account", account, address)
         if wait is not None:
             raise TooManyAttemptsError(wait, "too many failed logins for this account; try later")
-        wait = await self._throttle.hit(self._per_address, "login-address", address)
-        if wait is not None:
-            raise TooManyAttemptsError(wait, "too many logins from this address; try later")
 
     async def succeeded(self, user_name: str, address: str) -> None:
         """A good password vouches for this address: its earlier attempts stop counting."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
+
 from shared.breaker import BreakerSettings, Command
-from shared.throttle import Throttle, parse_limit
+from shared.throttle import Throttle, client_key, parse_limit
 from tests.support.silent import silent_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -34,6 +36,25 @@ async def test_clear_forgets_a_key() -> None:
     await throttle.clear(limit, "k")
 
     assert await throttle.hit(limit, "k") is None
+
+
+@pytest.mark.parametrize(
+    ("address", "key"),
+    [
+        ("203.0.113.9", "203.0.113.9"),
+        ("2001:db8:0:1:aaaa:bbbb:cccc:dddd", "2001:db8:0:1::/64"),
+        ("[2001:db8:0:1::1]", "2001:db8:0:1::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("testclient", "testclient"),
+        ("", ""),
+    ],
+)
+def test_a_client_counts_as_its_ipv4_address_or_its_ipv6_64(address: str, key: str) -> None:
+    assert client_key(address) == key
+
+
+def test_the_ipv6_network_can_be_wider() -> None:
+    assert client_key("2001:db8:aa:bb::1", ipv6_prefix=48) == "2001:db8:aa::/48"
 
 
 async def test_two_processes_share_the_windows_through_redis() -> None:

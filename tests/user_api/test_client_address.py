@@ -1,6 +1,6 @@
 """The client address that the login throttle counts: the peer's own, or, from the proxy in
-front (FORWARDED_ALLOW_IPS), the one its X-Forwarded-For gives. A real uvicorn on
-127.0.0.1; the proxy calls from 127.0.0.2, another peer from 127.0.0.1."""
+front (FORWARDED_ALLOW_IPS), the one its X-Forwarded-For gives; for IPv6, its /64. A real
+uvicorn on 127.0.0.1; the proxy calls from 127.0.0.2, another peer from 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -61,3 +61,20 @@ async def test_a_peer_that_is_not_the_proxy_cannot_pick_its_address(base_url: st
     ]
 
     assert statuses == [200, 200, 429]
+
+
+async def test_an_ipv6_client_counts_as_its_64_whichever_of_its_addresses_it_takes(
+    base_url: str,
+) -> None:
+    one_lan = [f"2001:db8:0:1::{n:x}" for n in range(1, 4)]
+    statuses = [
+        (await logins(base_url, 1, source="127.0.0.2", forwarded=address))[0] for address in one_lan
+    ]
+    next_lan = await logins(base_url, 1, source="127.0.0.2", forwarded="2001:db8:0:2::1")
+    mapped = await logins(base_url, 3, source="127.0.0.2", forwarded="::ffff:198.51.100.77")
+    as_ipv4 = await logins(base_url, 1, source="127.0.0.2", forwarded="198.51.100.77")
+
+    assert statuses == [200, 200, 429]
+    assert next_lan == [200]
+    assert mapped == [200, 200, 429]
+    assert as_ipv4 == [429]  # the same client as its IPv4-mapped address

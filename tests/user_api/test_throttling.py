@@ -1,5 +1,6 @@
 """Login throttling through real processes: a flood from one address is answered 429, and
-the flooded account still logs in from another address; replicas share windows via Redis."""
+the flooded account still logs in from another address; replicas share windows via Redis.
+And what a flood of made-up account names costs the throttle's memory."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from limits import RateLimitItem
 
+from shared.throttle import Throttle
 from tests.conftest import StartService
 from tests.support.http import login, wait_until_ready
 from tests.support.ports import free_port
+from user_api.throttling import LoginThrottle, TooManyAttemptsError
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +98,31 @@ async def test_replicas_share_the_per_address_window_through_redis(
 
     assert statuses == [200] * 20
     assert refused.status_code == 429
+
+
+class KeysCounted(Throttle):
+    """The kit's in-memory throttle, noting every key it is asked to count."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.keys: set[tuple[str, ...]] = set()
+
+    async def hit(self, limit: RateLimitItem, *key: str) -> float | None:
+        self.keys.add(key)
+        return await super().hit(limit, *key)
+
+
+async def test_a_flood_of_made_up_names_from_one_address_keeps_no_window_per_name() -> None:
+    throttle = KeysCounted()
+    logins = LoginThrottle(throttle, "20/minute", "5/15 minutes")
+    refused = 0
+    for n in range(1000):
+        try:
+            await logins.admit(f"made-up-{n}", "203.0.113.9")
+        except TooManyAttemptsError:
+            refused += 1
+
+    assert refused == 980
+    # The address's window, and one per name it was allowed to try: not 1,000 (a window
+    # per name, held for 15 minutes, let one address fill the memory).
+    assert len(throttle.keys) == 1 + 20
