@@ -117,3 +117,35 @@ async def test_a_replica_that_stops_ends_its_watches_and_they_follow_another_at_
         await selector.stop()
 
     assert changed == {"request_budget_s": 2.5}
+
+
+async def test_a_replica_that_hangs_loses_its_watches_to_another_within_seconds(
+    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    """A replica that hangs (SIGSTOP: as on a machine that hangs or drops off the network)
+    keeps its connections open and ends nothing: pings find it out."""
+    watched = start_service("config_service")
+    await wait_for_nodes(registry, "config_service", 1)
+    selector = Selector(registry)
+    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
+    changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    watcher = ConfigWatcher(client, "user_api", changes.put_nowait)
+    watcher.start()
+    try:
+        await asyncio.wait_for(changes.get(), 5)  # watching the only replica
+        start_service("config_service")
+        await wait_for_nodes(registry, "config_service", 2)
+
+        watched.signal(signal.SIGSTOP)
+        try:
+            etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 3.5}')
+            # Pings every 5 s, answered within 2 s: then the watch follows the other.
+            changed = await asyncio.wait_for(changes.get(), 12)
+        finally:
+            watched.signal(signal.SIGCONT)
+    finally:
+        await watcher.stop()
+        await client.stop()
+        await selector.stop()
+
+    assert changed == {"request_budget_s": 3.5}
