@@ -47,9 +47,9 @@ Metadata = Sequence[tuple[str, str]]
 # A node that hangs (a frozen process, a machine off the network) resets nothing: a
 # stream to it (a config watch) would wait for ever. HTTP/2 pings find it out within 7 s:
 # every 5 s while a call is open, answered within 2 s (the deadline is `ping_timeout_ms`
-# in this gRPC, `keepalive_timeout_ms` in older ones), and on past gRPC's default of two
-# pings without data, which a quiet stream never sends. The kit's servers take a ping
-# every 4 s (shared/server/server.py).
+# in this gRPC, `keepalive_timeout_ms` in older ones), and going on past gRPC's default
+# limit of two pings without data, which a quiet stream never sends. The kit's servers
+# take a ping every 4 s (shared/server/server.py).
 _CHANNEL_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 2000),

@@ -33,7 +33,7 @@ MiB = 1024 * 1024
 _OPTIONS = [
     ("grpc.keepalive_permit_without_calls", 1),
     # Below the kit's clients' 5 s keep-alive (shared/client/client.py), with a margin: a
-    # ping sooner than this is a strike, and two strikes end the connection.
+    # ping sooner than this is a strike, and a few strikes end the connection.
     ("grpc.http2.min_ping_interval_without_data_ms", 4000),
     ("grpc.so_reuseport", 0),
 ]

@@ -34,7 +34,7 @@ async def test_reads_and_writes_go_to_another_member_while_one_hangs(
         await etcd.put(b"/probe", b"before")
         with etcd_cluster.members[1].frozen():
             # Round robin sends every third call to the hung member until pings find it out:
-            # each such attempt is abandoned after half a second and sent to another one.
+            # each such attempt is abandoned after ETCD_ATTEMPT_S and sent to another one.
             slowest = 0.0
             for value in range(12):
                 started = time.monotonic()
