@@ -7,11 +7,11 @@ lease, its keep-alive bookkeeping and its expiry per logout. Revoking is put-if-
 second logout of the same token changes nothing and says so.
 
 A put-if-absent is a transaction, which the kit's etcd client never repeats. So a revocation
-makes a few attempts of its own, each given as long as that client gives a repeatable call
-(`ETCD_ATTEMPT_S`): one sent to an etcd member that hangs is abandoned and made again, on
-another member. Every attempt writes the same mark after the expiry: an attempt that was
-applied but whose answer was lost leaves it, and the next one then knows the revocation for
-its own ("new": one TokenRevoked event).
+repeats it itself: a first attempt gets 0.5 s (one sent to an etcd member that hangs is
+abandoned), a second the rest of the call's time (a busy but healthy etcd may need
+it). Both write the same mark after the expiry: an attempt that was applied but whose
+answer was lost leaves it, and the next one then knows the revocation for its own ("new":
+one TokenRevoked event).
 """
 
 from __future__ import annotations
@@ -25,12 +25,13 @@ from collections.abc import Callable
 import aetcd
 import aetcd.exceptions
 
-from shared.backoff import delays
 from shared.errors import Reason, ServiceError
-from shared.registry import ETCD_ATTEMPT_S, ETCD_ERRORS
+from shared.registry import ETCD_ERRORS
 
 _LEASE_MINUTE_S = 60
-_ATTEMPTS = 3
+# Longer than the etcd client's outlier detection interval: by then a member that hung the
+# first attempt is set aside, and the second goes to another.
+_RETRY_PAUSE_S = 0.15
 # An attempt that got no answer, or whose member went: another may reach another member.
 _UNANSWERED = (
     TimeoutError,
@@ -48,7 +49,7 @@ class EtcdRevocationStore:
         prefix: str,
         *,
         timeout_s: float = 2.0,
-        attempt_s: float = ETCD_ATTEMPT_S,
+        attempt_s: float = 0.5,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._client = client
@@ -70,16 +71,13 @@ class EtcdRevocationStore:
             raise ServiceError(Reason.UNAVAILABLE, "revocation store unavailable") from error
 
     async def _attempts(self, token_id: str, value: bytes, expires_at: int) -> bool:
-        """A few: enough to get past a member that hangs within a caller's one-second
+        """Two: enough to get past a member that hangs within a caller's one-second
         budget, and few enough that an etcd without quorum is reported at once."""
-        waits = delays(0.05, 0.5)
-        for _ in range(_ATTEMPTS - 1):
-            with contextlib.suppress(*_UNANSWERED):
-                async with asyncio.timeout(self._attempt_s):
-                    return await self._put_absent(token_id, value, expires_at)
-            await asyncio.sleep(next(waits))
-        async with asyncio.timeout(self._attempt_s):
-            return await self._put_absent(token_id, value, expires_at)
+        with contextlib.suppress(*_UNANSWERED):
+            async with asyncio.timeout(self._attempt_s):
+                return await self._put_absent(token_id, value, expires_at)
+        await asyncio.sleep(_RETRY_PAUSE_S)
+        return await self._put_absent(token_id, value, expires_at)
 
     async def _put_absent(self, token_id: str, value: bytes, expires_at: int) -> bool:
         try:

@@ -7,14 +7,12 @@ from shared.registry.etcd import (
     parse_endpoint,
     parse_endpoints,
 )
-from shared.registry.etcd_client import ATTEMPT_S as ETCD_ATTEMPT_S
 from shared.registry.memory import MemoryRegistry
 from shared.registry.node import ServiceNode, node_key, service_prefix
 from shared.registry.overview import NodeStatus, node_statuses
 from shared.registry.protocol import Registry
 
 __all__ = [
-    "ETCD_ATTEMPT_S",
     "ETCD_ERRORS",
     "EtcdRegistry",
     "MemoryRegistry",

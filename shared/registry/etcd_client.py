@@ -9,13 +9,14 @@
   is used again after its reconnect (at most a second, see the backoff below).
 - A member that hangs (or whose machine drops off the network) sends no RST: its
   connections stay open and it answers nothing. gRPC's outlier detection sets it aside
-  for 10 s once most of its calls in half a second failed (one of three members at most,
-  and only with three or more), so that round robin stops handing it every third call.
+  for 10 s once most of its calls in a tenth of a second failed (one of three members at
+  most, and only with three or more), so that round robin stops handing it every third
+  call.
 - Calls that are safe to repeat (reads, puts of a whole value, deletes, lease grants
   and revokes) are retried by gRPC on another member when one answers UNAVAILABLE
   (stopped, or "leader changed" during an election), or does not answer within
-  `ATTEMPT_S` (it hangs). Transactions are never retried: a compare-and-swap that may
-  have been applied must not run twice.
+  `ATTEMPT_S` (a read) or `WRITE_ATTEMPT_S` (a write): it hangs. Transactions are never
+  retried: a compare-and-swap that may have been applied must not run twice.
 - Calls carry etcd's `hasleader` flag: a member without a leader refuses them at once.
 - Streams (watches, lease keep-alives) fail when their member goes; their owners
   resume them on the same channel, hence on another member (see etcd.py). A member that
@@ -56,22 +57,32 @@ log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 2379
 
-# How long one attempt of a repeatable call may wait for its answer: 2.5x etcd's own "took
-# too long" warning for a request, and short enough that a call sent to a member that hangs
-# still has time for two more attempts within a caller's one-second budget. A read that
-# takes longer even on a healthy member (a listing of many thousands of keys) fails after
-# five attempts, and its owner reads again after a backoff.
-ATTEMPT_S = 0.25
+# How long one attempt may wait for its answer before gRPC sends the call to another
+# member: for a read 3x etcd's own "took too long" warning for a request (so that even two
+# attempts on a member that hangs leave a revocation check within its 1 s bound); for a
+# write more, as its time is also the disk's (an fsync here and on a follower), which a busy
+# but healthy cluster stretches. Five attempts that all run out fail the call.
+ATTEMPT_S = 0.3
+WRITE_ATTEMPT_S = 1.0
 # Repeatable calls: retried on another member when one is unavailable or silent.
-_RETRIED = [
+_READS = [
     ("etcdserverpb.KV", "Range"),
+    ("etcdserverpb.Lease", "LeaseTimeToLive"),
+    ("etcdserverpb.Maintenance", "Status"),
+]
+_WRITES = [
     ("etcdserverpb.KV", "Put"),
     ("etcdserverpb.KV", "DeleteRange"),
     ("etcdserverpb.Lease", "LeaseGrant"),
     ("etcdserverpb.Lease", "LeaseRevoke"),
-    ("etcdserverpb.Lease", "LeaseTimeToLive"),
-    ("etcdserverpb.Maintenance", "Status"),
 ]
+_RETRY = {
+    "maxAttempts": 5,
+    "initialBackoff": "0.05s",
+    "maxBackoff": "0.5s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE"],
+}
 _SERVICE_CONFIG = {
     "loadBalancingConfig": [
         {
@@ -79,7 +90,7 @@ _SERVICE_CONFIG = {
             # each of which waits out its attempt (a one-off error on a healthy member
             # only sets it aside for 10 s, the others serve meanwhile).
             "outlier_detection_experimental": {
-                "interval": "0.5s",
+                "interval": "0.1s",
                 "baseEjectionTime": "10s",
                 "maxEjectionPercent": 34,
                 "failurePercentageEjection": {
@@ -94,16 +105,13 @@ _SERVICE_CONFIG = {
     ],
     "methodConfig": [
         {
-            "name": [{"service": service, "method": method} for service, method in _RETRIED],
-            "retryPolicy": {
-                "maxAttempts": 5,
-                "initialBackoff": "0.05s",
-                "maxBackoff": "0.5s",
-                "backoffMultiplier": 2,
-                "retryableStatusCodes": ["UNAVAILABLE"],
-                "perAttemptRecvTimeout": f"{ATTEMPT_S}s",
-            },
-        }
+            "name": [{"service": service, "method": method} for service, method in _READS],
+            "retryPolicy": {**_RETRY, "perAttemptRecvTimeout": f"{ATTEMPT_S}s"},
+        },
+        {
+            "name": [{"service": service, "method": method} for service, method in _WRITES],
+            "retryPolicy": {**_RETRY, "perAttemptRecvTimeout": f"{WRITE_ATTEMPT_S}s"},
+        },
     ],
 }
 # A member cut off from the leader (the quorum lost) answers UNAVAILABLE at once instead
