@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from shared.registry import EtcdRegistry
 from shared.selector import Selector
 from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
-from tests.support.services import wait_for_nodes
+from tests.support.services import ServiceProcess, wait_for_nodes
 from tests.support.tls import operator_certificate, tls_root
 
 pytestmark = pytest.mark.integration
@@ -89,9 +91,17 @@ async def test_the_seed_never_overwrites_a_configuration_an_operator_changed(
     assert await fetch_config(client, "user_api", timeout=5) == {"request_budget_s": 9}
 
 
-async def test_a_replica_that_stops_ends_its_watches_and_they_follow_another_at_once(
-    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer, tmp_path: Path
-) -> None:
+@dataclass
+class WatchedReplica:
+    process: ServiceProcess  # the replica the watch is on; another one runs beside it
+    changes: asyncio.Queue[dict[str, Any]]
+
+
+@contextlib.asynccontextmanager
+async def watch_on_one_of_two(
+    start_service: StartService, registry: EtcdRegistry, tmp_path: Path
+) -> AsyncIterator[WatchedReplica]:
+    """A config watch on a first replica, with a second one started after it."""
     watched = start_service("config_service")
     await wait_for_nodes(registry, "config_service", 1)
     selector = Selector(registry)
@@ -103,18 +113,24 @@ async def test_a_replica_that_stops_ends_its_watches_and_they_follow_another_at_
         await asyncio.wait_for(changes.get(), 5)  # watching the only replica
         start_service("config_service")
         await wait_for_nodes(registry, "config_service", 2)
-
-        started = time.monotonic()
-        watched.signal(signal.SIGTERM)
-        await asyncio.to_thread(watched.wait, 10)
-        # Not its 5 s drain: the watch ended at once, and its caller moved on.
-        assert time.monotonic() - started < 3
-        etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 2.5}')
-        changed = await asyncio.wait_for(changes.get(), 5)
+        yield WatchedReplica(watched, changes)
     finally:
         await watcher.stop()
         await client.stop()
         await selector.stop()
+
+
+async def test_a_replica_that_stops_ends_its_watches_and_they_follow_another_at_once(
+    start_service: StartService, registry: EtcdRegistry, etcd: EtcdServer, tmp_path: Path
+) -> None:
+    async with watch_on_one_of_two(start_service, registry, tmp_path) as watched:
+        started = time.monotonic()
+        watched.process.signal(signal.SIGTERM)
+        await asyncio.to_thread(watched.process.wait, 10)
+        # Not its 5 s drain: the watch ended at once, and its caller moved on.
+        assert time.monotonic() - started < 3
+        etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 2.5}')
+        changed = await asyncio.wait_for(watched.changes.get(), 5)
 
     assert changed == {"request_budget_s": 2.5}
 
@@ -124,28 +140,13 @@ async def test_a_replica_that_hangs_loses_its_watches_to_another_within_seconds(
 ) -> None:
     """A replica that hangs (SIGSTOP: as on a machine that hangs or drops off the network)
     keeps its connections open and ends nothing: pings find it out."""
-    watched = start_service("config_service")
-    await wait_for_nodes(registry, "config_service", 1)
-    selector = Selector(registry)
-    client = Client(selector, Breakers(), tls=operator_certificate(tls_root(tmp_path)))
-    changes: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-    watcher = ConfigWatcher(client, "user_api", changes.put_nowait)
-    watcher.start()
-    try:
-        await asyncio.wait_for(changes.get(), 5)  # watching the only replica
-        start_service("config_service")
-        await wait_for_nodes(registry, "config_service", 2)
-
-        watched.signal(signal.SIGSTOP)
+    async with watch_on_one_of_two(start_service, registry, tmp_path) as watched:
+        watched.process.signal(signal.SIGSTOP)
         try:
             etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 3.5}')
             # Pings every 5 s, answered within 2 s: then the watch follows the other.
-            changed = await asyncio.wait_for(changes.get(), 12)
+            changed = await asyncio.wait_for(watched.changes.get(), 12)
         finally:
-            watched.signal(signal.SIGCONT)
-    finally:
-        await watcher.stop()
-        await client.stop()
-        await selector.stop()
+            watched.process.signal(signal.SIGCONT)
 
     assert changed == {"request_budget_s": 3.5}
