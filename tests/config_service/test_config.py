@@ -23,6 +23,7 @@ from shared.registry import EtcdRegistry
 from shared.selector import Selector
 from tests.conftest import StartService
 from tests.support.etcd import EtcdServer
+from tests.support.frozen import frozen
 from tests.support.services import ServiceProcess, wait_for_nodes
 from tests.support.tls import operator_certificate, tls_root
 
@@ -141,12 +142,9 @@ async def test_a_replica_that_hangs_loses_its_watches_to_another_within_seconds(
     """A replica that hangs (SIGSTOP: as on a machine that hangs or drops off the network)
     keeps its connections open and ends nothing: pings find it out."""
     async with watch_on_one_of_two(start_service, registry, tmp_path) as watched:
-        watched.process.signal(signal.SIGSTOP)
-        try:
+        with frozen(watched.process.signal):
             etcdctl(etcd, "put", "/micro/config/user_api", '{"request_budget_s": 3.5}')
             # Pings every 5 s, answered within 2 s: then the watch follows the other.
             changed = await asyncio.wait_for(watched.changes.get(), 12)
-        finally:
-            watched.process.signal(signal.SIGCONT)
 
     assert changed == {"request_budget_s": 3.5}

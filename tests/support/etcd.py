@@ -12,11 +12,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tests.support import integration
+from tests.support.frozen import frozen
 from tests.support.ports import free_port, wait_for_port_sync
 
 ETCD = Path(sys.executable).parent / "etcd"
@@ -90,16 +90,10 @@ class EtcdServer:
             self.process.wait(timeout=10)
         self.process = None
 
-    @contextlib.contextmanager
-    def frozen(self) -> Iterator[None]:
-        """The member keeps its connections open but answers nothing, as one on a machine
-        that hangs or drops off the network does (no RST reaches its clients)."""
+    def frozen(self) -> contextlib.AbstractContextManager[None]:
+        """The member keeps its connections open but answers nothing (tests.support.frozen)."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            self.process.send_signal(signal.SIGCONT)
+        return frozen(self.process.send_signal)
 
     def wipe(self) -> None:
         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from shared.registry import EtcdRegistry
+from tests.support.frozen import frozen
 from tests.support.http import login, wait_until_ready
 from tests.support.ports import free_port
 from tests.support.rawhttp import Connections, Reply
@@ -41,14 +41,9 @@ class System:
     others: list[ServiceProcess]
     _connections: list[Connections] = field(default_factory=list)
 
-    @contextlib.contextmanager
-    def frozen(self, process: ServiceProcess) -> Iterator[None]:
+    def frozen(self, process: ServiceProcess) -> contextlib.AbstractContextManager[None]:
         """The process keeps its sockets and registration but answers nothing."""
-        process.signal(signal.SIGSTOP)
-        try:
-            yield
-        finally:
-            process.signal(signal.SIGCONT)
+        return frozen(process.signal)
 
     async def breaker(self, command: str) -> dict[str, Any]:
         """The command's entry in GET /debug/breakers."""
