@@ -28,7 +28,7 @@ RUN python -m compileall -q .
 
 # Run as an unprivileged user that owns nothing in /app.
 # It owns only /var/lib/auth, where auth_service keeps its signing key, /var/lib/spool, where
-# user_api spools the events that wait for NATS, and /secrets, where compose's one-shot
+# user_api and auth_service spool the events that wait for NATS, and /secrets, where compose's one-shot
 # `secrets` step writes the development secrets (volumes in compose).
 RUN groupadd --system --gid 10001 micro \
     && useradd --system --uid 10001 --gid micro --no-create-home --home-dir /nonexistent \

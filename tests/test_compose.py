@@ -18,7 +18,7 @@ import socket
 import sys
 import tomllib
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import httpx
@@ -73,7 +73,7 @@ from tests.support.http import login
 from tests.support.nats import NatsServer
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.ports import wait_for_port
-from tests.support.services import TEST_SECRET
+from tests.support.services import TEST_SECRET, spooling_services
 
 __all__ = ["otlp_receiver"]  # fixtures used below
 
@@ -365,6 +365,18 @@ def test_data_lives_in_volumes_and_sql_initialises_the_database(compose: dict[st
     scripts = sorted(path.name for path in (ROOT / "sql").iterdir())
     assert scripts
     assert all(name.endswith(INITDB_SUFFIXES) for name in scripts), scripts
+
+
+def test_events_without_a_database_wait_in_a_spool_on_a_volume(
+    compose: dict[str, Any], apps: dict[str, dict[str, Any]]
+) -> None:
+    named = set(compose.get("volumes") or {})
+    assert {"auth_service", "user_api"} <= spooling_services()  # and a generated service
+    for service in spooling_services():
+        path = PurePosixPath(environment(apps[service])["BROKER_SPOOL_PATH"])
+        # Replicas share the volume; each keeps a file of its own, named by its hostname.
+        assert "{hostname}" in path.name, service
+        assert volume_mounts(apps[service]).get(str(path.parent)) in named, service
 
 
 def test_every_service_is_health_checked_and_waits_only_on_checked_services(

@@ -13,7 +13,7 @@ import json
 import re
 import secrets
 import subprocess
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
@@ -57,6 +57,7 @@ from tests.support.kubernetes import (
     workloads,
 )
 from tests.support.nats import server_binary
+from tests.support.services import spooling_services
 from user_api.handlers import router
 from user_api.settings import UserApiSettings
 
@@ -294,6 +295,19 @@ def test_every_pod_meets_the_restricted_pod_security_standard(overlay: str) -> N
             # What is writable is an emptyDir; Secrets are mounted read-only.
             if not mount.get("readOnly"):
                 assert "emptyDir" in volumes[mount["name"]], (package, mount)
+
+
+@overlays
+def test_events_without_a_database_wait_in_a_spool_that_outlives_a_crash(overlay: str) -> None:
+    docs = render(overlay)
+    deployments = project_deployments(docs)
+    for package in spooling_services():
+        container = main_container(deployments[package])
+        path = PurePosixPath(environment(container, docs)["BROKER_SPOOL_PATH"])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod_spec(deployments[package])["volumes"]}
+        # An emptyDir: a restarted container (a crash, an OOM kill) finds what it spooled.
+        assert "emptyDir" in volumes[mounts[str(path.parent)]], package
 
 
 # ------------------------------------------------------------------- availability

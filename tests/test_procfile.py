@@ -17,7 +17,7 @@ import pytest
 from shared.healthcheck import check_grpc
 from tests.support.http import wait_until_ready
 from tests.support.ports import free_port
-from tests.support.services import ROOT, TEST_SECRET
+from tests.support.services import ROOT, TEST_SECRET, spooling_services
 
 pytestmark = pytest.mark.integration
 
@@ -131,6 +131,9 @@ async def test_make_run_starts_a_system_where_the_readme_curl_works(tmp_path: Pa
             logged_in = await http.post("/user/login", data=form, timeout=10)
         assert logged_in.status_code == 200, logged_in.text
         assert logged_in.json()["user"]["name"] == "alice"
+        # What waits for NATS in a service without a database outlives a crash: a spool file.
+        for service in spooling_services():
+            assert (tmp_path / "run" / service / "spool.sqlite3").is_file(), service
     finally:
         os.killpg(make.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         await asyncio.wait_for(make.wait(), 30)

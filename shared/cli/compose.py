@@ -41,7 +41,7 @@ def add_service(text: str, service: ComposeService, snippet: str) -> str:
         raise ComposeError("`services` is not a mapping")
     if service.name in services:
         raise ComposeError(f"it already has a service {service.name!r}")
-    block = _render(text, services, service, snippet)
+    block = _render(text, document, service, snippet)
     lines = text.splitlines(keepends=True)
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += "\n"
@@ -69,7 +69,8 @@ def next_port(text: str, variable: str, default: int) -> int:
     return max(ports) + 1
 
 
-def _render(text: str, services: dict[str, Any], service: ComposeService, snippet: str) -> str:
+def _render(text: str, document: dict[str, Any], service: ComposeService, snippet: str) -> str:
+    services = document.get("services") or {}
     anchors = {
         "service": re.search(r"&service\b(?!-)", text) is not None,
         "env": re.search(r"&service-env\b", text) is not None,
@@ -88,6 +89,8 @@ def _render(text: str, services: dict[str, Any], service: ComposeService, snippe
         depends_on=depends_on,
         # The file's one-shot `secrets` step made its certificate and NATS and etcd users.
         secrets="secrets" in services,
+        # Events wait for NATS on the file's shared spool volume, when it has one.
+        spool="spool" in (document.get("volumes") or {}),
     )
 
 

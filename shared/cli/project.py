@@ -39,12 +39,15 @@ CREDENTIALS = "scripts/credentials"
 
 def add_procfile_line(text: str, name: str) -> str:
     """Honcho starts every line of the Procfile: `make run` then runs the service too, as
-    its own NATS and etcd user when the Procfile starts the others that way."""
+    its own NATS and etcd user when the Procfile starts the others that way. A new service
+    publishes its events and keeps no database, so what waits for NATS is spooled to a file
+    that outlives a crash (shared.broker.spool)."""
     if text and not text.endswith("\n"):
         text += "\n"
+    command = f"env BROKER_SPOOL_PATH=${{RUN_DIR:-.run}}/{name}/spool.sqlite3 python -m {name}"
     if CREDENTIALS in text:
-        return f"{text}{name}: exec {CREDENTIALS} {name} python -m {name}\n"
-    return f"{text}{name}: python -m {name}\n"
+        return f"{text}{name}: exec {CREDENTIALS} {name} {command}\n"
+    return f"{text}{name}: {command}\n"
 
 
 _HTTP_PORT = re.compile(r"^\s*http_port:\s*int\s*=\s*(\d+)", re.MULTILINE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import signal
 import subprocess
@@ -10,11 +11,32 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic_settings import BaseSettings
+
 from shared.registry import EtcdRegistry, ServiceNode
+from shared.security.roles import discover
 from tests.support import integration
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
+
+
+def spooling_services() -> set[str]:
+    """The services that publish events and have no database to keep them in until NATS
+    has them (user_service's transactional outbox): each must spool them to a file
+    (BROKER_SPOOL_PATH), or what waits for NATS dies with the process."""
+    spooling = set()
+    for name, role in discover(ROOT).items():
+        module = importlib.import_module(f"{name}.settings")
+        has_database = any(
+            isinstance(value, type)
+            and issubclass(value, BaseSettings)
+            and "database_url" in value.model_fields
+            for value in vars(module).values()
+        )
+        if role.publishes and not has_database:
+            spooling.add(name)
+    return spooling
 
 
 class ServiceProcess:

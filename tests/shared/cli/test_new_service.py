@@ -139,7 +139,8 @@ def test_it_says_what_it_made_and_what_to_do_next(made: Made) -> None:
         assert (made.root / path).is_file(), path
     answers = yaml.safe_load((made.root / "order" / ".copier-answers.yml").read_text())
     assert answers == {"_src_path": "template", "http": False, "name": "order"}
-    assert "order: exec scripts/credentials order python -m order" in (
+    spooled = "env BROKER_SPOOL_PATH=${RUN_DIR:-.run}/order/spool.sqlite3 python -m order"
+    assert f"order: exec scripts/credentials order {spooled}" in (
         (made.root / "Procfile").read_text().splitlines()
     )
     assert "\n## order\n" in (made.root / "README.md").read_text()

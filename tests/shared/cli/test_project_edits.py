@@ -151,6 +151,9 @@ def test_the_projects_own_compose_file_takes_a_service() -> None:
         for spec in before["services"].values()
         if "GRPC_PORT" in (spec.get("environment") or {})
     )
+    # Its events wait for NATS on the project's spool volume, a file per replica.
+    assert order["environment"]["BROKER_SPOOL_PATH"] == "/var/lib/spool/order-{hostname}.sqlite3"
+    assert order["volumes"] == ["secrets:/secrets:ro", "spool:/var/lib/spool"]
 
 
 def test_pyproject_ships_the_new_package_once() -> None:
@@ -202,10 +205,13 @@ def test_the_projects_own_image_takes_the_new_package() -> None:
     assert "!order/" in after_ignore or "*" not in after_ignore.splitlines()
 
 
-def test_the_procfile_starts_the_new_service() -> None:
+SPOOLED = "env BROKER_SPOOL_PATH=${RUN_DIR:-.run}/order/spool.sqlite3 python -m order"
+
+
+def test_the_procfile_starts_the_new_service_with_its_events_spooled() -> None:
     text = add_procfile_line("api: python -m api", "order")
 
-    assert text == "api: python -m api\norder: python -m order\n"
+    assert text == f"api: python -m api\norder: {SPOOLED}\n"
     assert procfile_has(text, "order")
     assert not procfile_has(text, "orders")
 
@@ -213,4 +219,4 @@ def test_the_procfile_starts_the_new_service() -> None:
 def test_the_new_service_starts_as_its_own_user_where_the_others_do() -> None:
     text = add_procfile_line("api: exec scripts/credentials api python -m api\n", "order")
 
-    assert text.splitlines()[-1] == "order: exec scripts/credentials order python -m order"
+    assert text.splitlines()[-1] == f"order: exec scripts/credentials order {SPOOLED}"

@@ -60,8 +60,9 @@ def test_the_service_is_rendered_with_the_names_copier_computes(project: Path) -
     assert (project / "shared/proto/sales_order_service/v1/sales_order_service_pb2.py").is_file()
     assert made.edited == ["Procfile", "README.md"]
     assert made.notes == ["no docker-compose.yml here: the service was not added to one"]
-    assert (
-        "sales_order_service: python -m sales_order_service" in (project / "Procfile").read_text()
+    assert (project / "Procfile").read_text().splitlines()[-1] == (
+        "sales_order_service: env BROKER_SPOOL_PATH=${RUN_DIR:-.run}/sales_order_service/"
+        "spool.sqlite3 python -m sales_order_service"
     )
 
 
