@@ -27,7 +27,7 @@ from auth_service.keys import MIN_SECRET
 from shared.config import ServiceSettings
 from shared.registry.etcd import parse_endpoint
 from shared.security.production import TLS_FILES
-from shared.security.provision import nats_config
+from shared.security.provision import NATS_OPERATORS, nats_config
 from shared.server.server import GrpcServer
 from tests.support.compose import (
     ROOT,
@@ -481,7 +481,8 @@ def test_nats_accepts_the_base_configuration_with_the_services_users(tmp_path: P
     )
     assert checked.returncode == 0, checked.stderr
     assert {user["nkey"][0] for user in users["users"]} == {"U"}  # one nkey user each
-    assert len(users["users"]) == len(SERVICES)
+    # The services' users and the read-only operator's (micro streams, micro events).
+    assert len(users["users"]) == len(SERVICES) + len(NATS_OPERATORS)
 
 
 def test_the_development_database_url_reaches_mariadb_with_its_user_and_password() -> None:

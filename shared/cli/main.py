@@ -4,6 +4,8 @@ micro new service order [--http]
 micro services
 micro call order CreateOrder '{"title": "a book", "quantity": 2}'
 micro health order
+micro streams
+micro events AUDIT --last 5
 """
 
 from __future__ import annotations
@@ -195,6 +197,75 @@ def health(
         typer.echo(f"{checked.node.id}  {checked.node.address}  {checked.status}")
     if any(checked.status != "SERVING" for checked in nodes):
         raise typer.Exit(1)
+
+
+Nats = Annotated[
+    str, typer.Option("--nats", envvar="NATS_URL", help="the NATS server (a cluster: any one)")
+]
+Nkey = Annotated[
+    Path | None,
+    typer.Option(
+        "--nkey",
+        envvar="MICRO_NATS_NKEY",
+        help="your operator's NATS seed (default .run/nats-operators/operator.nk, when it exists)",
+    ),
+]
+
+
+@app.command("streams")
+def list_streams(
+    nats_url: Nats = "nats://127.0.0.1:4222",
+    nkey: Nkey = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """JetStream's streams, as JSON: their size, and each consumer's backlog."""
+    from shared.cli import events
+
+    found = _run_nats(events.streams(_nats_target(nats_url, nkey, timeout)))
+    typer.echo(json.dumps(found, indent=2))
+
+
+@app.command("events")
+def list_events(
+    stream: Annotated[str, typer.Argument(help="e.g. AUDIT (micro streams lists them)")],
+    subject: Annotated[
+        str | None, typer.Option("--subject", help="only these, e.g. audit.> or user.logged_in")
+    ] = None,
+    last: Annotated[int, typer.Option("--last", min=1, help="how many, newest last")] = 20,
+    scan: Annotated[
+        int, typer.Option("--scan", min=1, help="read at most this many looking for them")
+    ] = 10_000,
+    nats_url: Nats = "nats://127.0.0.1:4222",
+    nkey: Nkey = None,
+    timeout: Timeout = 5.0,
+) -> None:
+    """The newest events STREAM holds, one JSON object per line, decoded with the project's
+    contracts. Reads only: no consumer, so no service misses an event for it."""
+    from shared.cli import events
+
+    target = _nats_target(nats_url, nkey, timeout)
+    found = _run_nats(events.events(target, stream, subject=subject, last=last, scan=scan))
+    for item in found:
+        typer.echo(json.dumps(item, separators=(",", ":")))
+
+
+def _nats_target(url: str, nkey: Path | None, timeout: float) -> Any:
+    from shared.cli.events import NatsTarget
+
+    return NatsTarget.of(url, nkey, timeout)
+
+
+def _run_nats(work: Coroutine[Any, Any, T]) -> T:
+    import nats.errors
+    import nats.js.errors
+
+    try:
+        return asyncio.run(work)
+    except nats.js.errors.NotFoundError:
+        _fail("no such stream (micro streams lists them)")
+    except (nats.errors.Error, OSError) as error:
+        # A permissions violation shows as no answer: the server drops what it refuses.
+        _fail(f"NATS did not answer ({type(error).__name__}: {error}); is --nkey yours?")
 
 
 config_app = typer.Typer(help="Read and write an app's configuration in config_service.")

@@ -15,6 +15,12 @@ refused by the server:
   shared.broker.subjects), where its requests' replies, its publish acks and its pulled
   events arrive. A consumed event comes through the pull only, never as a live copy.
 
+An operator (a person, with `micro streams` and `micro events`) gets a user of their own
+that looks and changes nothing: JetStream's account, stream and consumer information, and
+stored messages read one at a time by sequence (`$JS.API.STREAM.MSG.GET`), with replies on
+an inbox of their own. No publishing, no consumer (a pull from a service's durable consumer
+would take its events), no deleting or purging.
+
 The JetStream API subjects are those nats-py sends to a server of 2.9 or newer
 (`$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>` for a named, filtered consumer).
 """
@@ -52,6 +58,11 @@ def seed_path(directory: Path, name: str) -> Path:
     return directory / f"{name}.nk"
 
 
+# Operators' reply inbox: upper case keeps it apart from every service's (snake_case). They
+# share it, as they share what they may read.
+OPERATOR_INBOX = inbox_prefix("OPERATOR")
+
+
 def ensure_nkey(directory: Path, name: str) -> str:
     """The public key of `name`'s user nkey, whose seed is created once in `directory`."""
     # Only provisioning makes keys: the services, which import their roles, never load nkeys
@@ -81,22 +92,48 @@ def permissions(role: NatsRole) -> dict[str, Any]:
     }
 
 
+def inspector_permissions() -> dict[str, Any]:
+    """An operator's: read JetStream's state and stored messages, change nothing."""
+    return {
+        "publish": {
+            "allow": [
+                f"{JS_API}.INFO",
+                f"{JS_API}.STREAM.NAMES",
+                f"{JS_API}.STREAM.LIST",
+                f"{JS_API}.STREAM.INFO.*",
+                f"{JS_API}.STREAM.MSG.GET.*",
+                f"{JS_API}.CONSUMER.NAMES.*",
+                f"{JS_API}.CONSUMER.LIST.*",
+                f"{JS_API}.CONSUMER.INFO.*.*",
+            ]
+        },
+        "subscribe": {"allow": [f"{OPERATOR_INBOX}.>"]},
+    }
+
+
 def server_config(
     users: Mapping[str, tuple[str, NatsRole]],
     *,
+    operators: Mapping[str, str] | None = None,
     host: str = "127.0.0.1",
     port: int = 4222,
     store_dir: Path | None = None,
 ) -> str:
     """A nats-server configuration (JSON is valid NATS configuration) with one user per
-    public key; JetStream on when `store_dir` is given."""
+    public key (`operators`: name → public key); JetStream on when `store_dir` is given."""
     config: dict[str, Any] = {
         "host": host,
         "port": port,
         "authorization": {
             "users": [
-                {"nkey": public, "permissions": permissions(role)}
-                for public, role in users.values()
+                *(
+                    {"nkey": public, "permissions": permissions(role)}
+                    for public, role in users.values()
+                ),
+                *(
+                    {"nkey": public, "permissions": inspector_permissions()}
+                    for public in (operators or {}).values()
+                ),
             ]
         },
     }
@@ -109,10 +146,14 @@ def generate(
     roles: Iterable[NatsRole],
     seed_dir: Path,
     *,
+    operators: Iterable[str] = (),
+    operator_dir: Path | None = None,
     host: str = "127.0.0.1",
     port: int = 4222,
     store_dir: Path | None = None,
 ) -> str:
-    """Seeds created once under `seed_dir`, and the server configuration that admits them."""
+    """Seeds created once under `seed_dir` (operators' under `operator_dir`), and the
+    server configuration that admits them."""
     users = {role.name: (ensure_nkey(seed_dir, role.name), role) for role in roles}
-    return server_config(users, host=host, port=port, store_dir=store_dir)
+    people = {name: ensure_nkey(operator_dir or seed_dir, name) for name in operators}
+    return server_config(users, operators=people, host=host, port=port, store_dir=store_dir)

@@ -12,7 +12,9 @@ created once and reused: running a step again changes nothing but etcd's grants.
 
 - certs: a development CA under <dir>/ca and each service's certificate under
   <dir>/service/<name> (and an operator's under <dir>/operator/<name>): TLS_DIR points there.
-- nats: seeds under <dir>/nats-users/<name>.nk and <dir>/nats.conf admitting them.
+- nats: seeds under <dir>/nats-users/<name>.nk, an operator's (read only: `micro streams`,
+  `micro events`) under <dir>/nats-operators/<name>.nk (`operator` unless --operator names
+  them), and <dir>/nats.conf admitting them.
 - etcd: passwords under <dir>/etcd-users/<name>.password, auth turned on (waiting for
   etcd to answer), then <dir>/etcd-users/.auth-on; `wait-etcd` returns once that exists.
 - files: certs, nats, and a database password in <dir>/database.password (compose's
@@ -50,6 +52,9 @@ def certificates(
             ensure_identity(directory, Identity(trust_domain, kind, name))
 
 
+NATS_OPERATORS = ("operator",)
+
+
 def nats_config(
     directory: Path,
     port: int = 4222,
@@ -57,11 +62,14 @@ def nats_config(
     host: str = "127.0.0.1",
     store_dir: Path | None = None,
     root: Path | None = None,
+    operators: Sequence[str] = NATS_OPERATORS,
 ) -> Path:
     roles = [role.nats(name) for name, role in discover(root or Path.cwd()).items()]
     config = generate(
         roles,
         directory / "nats-users",
+        operators=operators,
+        operator_dir=directory / "nats-operators",
         host=host,
         port=port,
         store_dir=store_dir or directory / "nats",
@@ -131,6 +139,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     nats.add_argument("--port", type=int, default=4222)
     nats.add_argument("--host", default="127.0.0.1")
     nats.add_argument("--store-dir", type=Path)
+    nats.add_argument("--operator", action="append", default=[])
     etcd = steps.add_parser("etcd")
     etcd.add_argument("dir", type=Path)
     etcd.add_argument("endpoint")
@@ -140,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     files.add_argument("--port", type=int, default=4222)
     files.add_argument("--host", default="127.0.0.1")
     files.add_argument("--store-dir", type=Path)
+    files.add_argument("--operator", action="append", default=[])
     wait = steps.add_parser("wait-etcd")
     wait.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
@@ -147,10 +157,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         services = list(discover(Path.cwd()))
         certificates(args.dir, args.trust_domain, services, args.operator)
     elif args.step == "nats":
-        print(nats_config(args.dir, args.port, host=args.host, store_dir=args.store_dir))
+        operators = args.operator or NATS_OPERATORS
+        print(
+            nats_config(
+                args.dir, args.port, host=args.host, store_dir=args.store_dir, operators=operators
+            )
+        )
     elif args.step == "files":
         certificates(args.dir / "tls", args.trust_domain, list(discover(Path.cwd())))
-        nats_config(args.dir, args.port, host=args.host, store_dir=args.store_dir)
+        operators = args.operator or NATS_OPERATORS
+        nats_config(
+            args.dir, args.port, host=args.host, store_dir=args.store_dir, operators=operators
+        )
         database_password(args.dir)
     elif args.step == "etcd":
         asyncio.run(etcd_auth(args.dir, args.endpoint, etcd_roles()))
