@@ -12,14 +12,12 @@ import asyncio
 import signal
 from pathlib import Path
 
-import nats
 import pytest
 
 from shared.proto.auth.v1 import auth_pb2, auth_pb2_grpc
 from shared.registry import EtcdRegistry
 from tests.conftest import StartService
-from tests.support.eventually import eventually
-from tests.support.nats import NatsServer, stored_on
+from tests.support.nats import NatsServer, stored_once_each
 from tests.support.services import wait_for_nodes
 from tests.support.tls import channel_as, tls_root
 
@@ -59,21 +57,8 @@ async def test_spooled_revocation_events_outlive_sigkill(
             restarted = start_service("auth_service", **env)
             await nats_server.start()
 
-            connection = await nats.connect(nats_server.url)
-            try:
-                js = connection.jetstream(timeout=5)
-
-                async def stored() -> int:
-                    return await stored_on(js, "AUTH", "auth.token_revoked")
-
-                try:
-                    count = await eventually(stored, lambda n: n >= REVOKED, timeout=30)
-                except AssertionError as error:
-                    raise AssertionError(
-                        f"{error}; auth_service:\n{restarted.logs()[-4000:]}"
-                    ) from None
-                assert count == REVOKED  # once each
-            finally:
-                await connection.close()
+            await stored_once_each(
+                nats_server, "AUTH", "auth.token_revoked", REVOKED, logs=restarted.logs
+            )
     finally:
         await nats_server.stop()

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import shutil
 import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import pytest
 from nats.js import JetStreamContext
 
 from tests.support import integration
+from tests.support.eventually import eventually
 from tests.support.ports import free_port
 
 READY_TIMEOUT_S = 10.0
@@ -198,6 +200,34 @@ async def stored_on(js: JetStreamContext, stream: str, subject: str) -> int:
     except nats.errors.Error:
         return -1  # not created yet
     return (info.state.subjects or {}).get(subject, 0)
+
+
+async def stored_once_each(
+    server: NatsServer,
+    stream: str,
+    subject: str,
+    count: int,
+    *,
+    logs: Callable[[], str] = str,
+    timeout: float = 30,
+) -> None:
+    """Wait until `stream` holds `count` messages of `subject`, and no more: an event sent
+    twice (past JetStream's duplicate window) would be one more. `logs` explains a wait
+    that ran out."""
+    connection = await nats.connect(server.url)
+    try:
+        js = connection.jetstream(timeout=5)
+        try:
+            stored = await eventually(
+                functools.partial(stored_on, js, stream, subject),
+                lambda n: n >= count,
+                timeout=timeout,
+            )
+        except AssertionError as error:
+            raise AssertionError(f"{error}; the publisher's log:\n{logs()[-4000:]}") from None
+        assert stored == count
+    finally:
+        await connection.close()
 
 
 @pytest.fixture

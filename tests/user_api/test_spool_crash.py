@@ -12,13 +12,12 @@ import signal
 from pathlib import Path
 
 import httpx
-import nats
 import pytest
 
 from tests.conftest import StartService
 from tests.support.eventually import eventually
 from tests.support.http import login, wait_until_ready
-from tests.support.nats import NatsServer, stored_on
+from tests.support.nats import NatsServer, stored_once_each
 from tests.support.ports import free_port
 from tests.user_service.test_login_events import history
 
@@ -55,22 +54,9 @@ async def test_spooled_login_events_outlive_sigkill(
             await wait_until_ready(base_url)
             await nats_server.start()
 
-            connection = await nats.connect(nats_server.url)
-            try:
-                js = connection.jetstream(timeout=5)
-
-                async def stored() -> int:
-                    return await stored_on(js, "USER", "user.logged_in")
-
-                try:
-                    count = await eventually(stored, lambda n: n >= LOGINS, timeout=30)
-                except AssertionError as error:
-                    raise AssertionError(
-                        f"{error}; user_api:\n{restarted.logs()[-4000:]}"
-                    ) from None
-                assert count == LOGINS
-            finally:
-                await connection.close()
+            await stored_once_each(
+                nats_server, "USER", "user.logged_in", LOGINS, logs=restarted.logs
+            )
             rows = await eventually(lambda: history(database_url), lambda r: r[0] >= LOGINS)
             assert rows == (LOGINS, LOGINS)  # once each: one row per distinct event id
     finally:

@@ -8,14 +8,12 @@ import asyncio
 import signal
 from pathlib import Path
 
-import nats
 import pytest
 
 from shared.proto.user.v1 import user_pb2, user_pb2_grpc
 from shared.registry import EtcdRegistry
 from tests.conftest import StartService
-from tests.support.eventually import eventually
-from tests.support.nats import NatsServer, stored_on
+from tests.support.nats import NatsServer, stored_once_each
 from tests.support.services import wait_for_nodes
 from tests.support.tls import channel_as, tls_root
 
@@ -52,16 +50,7 @@ async def test_created_users_events_survive_an_outage_and_a_crash(
             start_service("user_service", **env)
             await nats_server.start()
 
-            connection = await nats.connect(nats_server.url)
-            try:
-                js = connection.jetstream(timeout=5)
-
-                async def stored() -> int:
-                    return await stored_on(js, "USER", "user.created")
-
-                # Exactly: a row published twice would be one more (past the dedup window).
-                assert await eventually(stored, lambda n: n >= USERS, timeout=30) == USERS
-            finally:
-                await connection.close()
+            # Exactly: a row published twice would be one more (past the dedup window).
+            await stored_once_each(nats_server, "USER", "user.created", USERS)
     finally:
         await nats_server.stop()
