@@ -57,13 +57,21 @@ async def connected(target: NatsTarget) -> AsyncIterator[Client]:
         nkeys_seed=str(target.seed) if target.seed else None,
         inbox_prefix=OPERATOR_INBOX if target.seed else "_INBOX",
         connect_timeout=target.timeout_s,
+        # One try per server of the URL and one more, then NoServersError (0 would retry
+        # for ever); each failure is the command's error, not a logged traceback.
         allow_reconnect=False,
-        max_reconnect_attempts=0,
+        max_reconnect_attempts=1,
+        reconnect_time_wait=0.2,
+        error_cb=_reported_by_the_command,
     )
     try:
         yield connection
     finally:
         await connection.close()
+
+
+async def _reported_by_the_command(_: Exception) -> None:
+    return None
 
 
 async def streams(target: NatsTarget) -> list[dict[str, Any]]:

@@ -252,6 +252,8 @@ def list_events(
 def _nats_target(url: str, nkey: Path | None, timeout: float) -> Any:
     from shared.cli.events import NatsTarget
 
+    if nkey is not None and not nkey.is_file():
+        _fail(f"no NATS seed at {nkey}")
     return NatsTarget.of(url, nkey, timeout)
 
 
@@ -263,6 +265,10 @@ def _run_nats(work: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(work)
     except nats.js.errors.NotFoundError:
         _fail("no such stream (micro streams lists them)")
+    except nats.errors.NoServersError:
+        _fail("cannot reach NATS (--nats, NATS_URL)")
+    except ValueError as error:  # nats-py's check of a stream name
+        _fail(str(error))
     except (nats.errors.Error, OSError) as error:
         # A permissions violation shows as no answer: the server drops what it refuses.
         _fail(f"NATS did not answer ({type(error).__name__}: {error}); is --nkey yours?")

@@ -26,6 +26,7 @@ from shared.security.provision import nats_config
 from shared.security.roles import discover
 from tests.shared.security.test_nats_auth import service_broker
 from tests.support.nats import NatsServer
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -76,10 +77,14 @@ async def _ignore(_: object) -> None:
 
 def micro(server: NatsServer, seeds: Path, *args: str) -> subprocess.CompletedProcess[str]:
     operator_seed = seeds.parent / "nats-operators" / "operator.nk"
+    return run_micro(*args, "--nats", server.url, "--nkey", str(operator_seed))
+
+
+def run_micro(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args, "--nats", server.url],
+        [sys.executable, "-m", "shared.cli", *args],
         cwd=ROOT,
-        env={"MICRO_NATS_NKEY": str(operator_seed), "PATH": "/usr/bin:/bin"},
+        env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -112,8 +117,15 @@ async def test_an_operator_reads_the_streams_and_their_events_decoded(
     assert [json.loads(line)["event"]["userId"] for line in logins.stdout.splitlines()] == ["7"]
 
     missing = await asyncio.to_thread(micro, server, seeds, "events", "NOPE")
-    assert missing.returncode == 1
-    assert "no such stream" in missing.stderr
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "error: no such stream (micro streams lists them)\n",
+    )
+    invalid = await asyncio.to_thread(micro, server, seeds, "events", "not.a.stream")
+    assert (invalid.returncode, invalid.stderr) == (
+        1,
+        "error: nats: invalid stream name: 'not.a.stream'\n",
+    )
 
 
 async def test_an_operator_can_change_nothing_and_takes_no_event(
@@ -162,3 +174,16 @@ async def test_an_operator_can_change_nothing_and_takes_no_event(
         assert (await js.consumer_info("USER", user_service)).num_ack_pending == 0
     finally:
         await operator.close()
+
+
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (("--nkey", "/nonexistent/operator.nk"), "no NATS seed at /nonexistent/operator.nk"),
+        (("--timeout", "1"), "cannot reach NATS (--nats, NATS_URL)"),
+    ],
+)
+def test_what_cannot_be_read_says_why_in_one_line(options: tuple[str, ...], says: str) -> None:
+    nothing_there = f"nats://127.0.0.1:{free_port()}"
+    answered = run_micro("events", "AUDIT", "--nats", nothing_there, *options)
+    assert (answered.returncode, answered.stderr) == (1, f"error: {says}\n")
