@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -35,8 +36,11 @@ from shared.proto.micro.v1 import options_pb2
 from shared.reflection import local_contracts
 from shared.security.nats_auth import OPERATOR_INBOX
 
-# `make run`'s operator seed (shared.security.provision nats), used when it exists.
+# What `make run` wrote (shared.security.provision nats), used when it exists: the
+# operator's seed, and the server's configuration, which says where it listens.
 DEV_SEED = Path(".run/nats-operators/operator.nk")
+DEV_CONFIG = Path(".run/nats.conf")
+DEFAULT_URL = "nats://127.0.0.1:4222"
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,21 @@ class NatsTarget:
     timeout_s: float
 
     @classmethod
-    def of(cls, url: str, seed: Path | None, timeout_s: float) -> NatsTarget:
-        return cls(url, seed or (DEV_SEED if DEV_SEED.is_file() else None), timeout_s)
+    def of(cls, url: str | None, seed: Path | None, timeout_s: float) -> NatsTarget:
+        """Unset, the URL and the seed are those of a `make run` in this folder, if any."""
+        return cls(
+            url or _dev_url() or DEFAULT_URL,
+            seed or (DEV_SEED if DEV_SEED.is_file() else None),
+            timeout_s,
+        )
+
+
+def _dev_url() -> str | None:
+    try:
+        config = json.loads(DEV_CONFIG.read_text())  # JSON is valid NATS configuration
+        return f"nats://{config['host']}:{int(config['port'])}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 @asynccontextmanager

@@ -200,7 +200,12 @@ def health(
 
 
 Nats = Annotated[
-    str, typer.Option("--nats", envvar="NATS_URL", help="the NATS server (a cluster: any one)")
+    str | None,
+    typer.Option(
+        "--nats",
+        envvar="NATS_URL",
+        help="the NATS server (default: the `make run` here, else nats://127.0.0.1:4222)",
+    ),
 ]
 Nkey = Annotated[
     Path | None,
@@ -214,7 +219,7 @@ Nkey = Annotated[
 
 @app.command("streams")
 def list_streams(
-    nats_url: Nats = "nats://127.0.0.1:4222",
+    nats_url: Nats = None,
     nkey: Nkey = None,
     timeout: Timeout = 5.0,
 ) -> None:
@@ -235,7 +240,7 @@ def list_events(
     scan: Annotated[
         int, typer.Option("--scan", min=1, help="read at most this many looking for them")
     ] = 10_000,
-    nats_url: Nats = "nats://127.0.0.1:4222",
+    nats_url: Nats = None,
     nkey: Nkey = None,
     timeout: Timeout = 5.0,
 ) -> None:
@@ -249,7 +254,7 @@ def list_events(
         typer.echo(json.dumps(item, separators=(",", ":")))
 
 
-def _nats_target(url: str, nkey: Path | None, timeout: float) -> Any:
+def _nats_target(url: str | None, nkey: Path | None, timeout: float) -> Any:
     from shared.cli.events import NatsTarget
 
     if nkey is not None and not nkey.is_file():

@@ -20,21 +20,22 @@ from nats.js.api import ConsumerConfig
 from shared.broker import NatsBroker
 from shared.broker.events import publish_event
 from shared.broker.subjects import consumer_name
+from shared.cli.events import DEFAULT_URL, DEV_SEED, NatsTarget
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
 from shared.security.nats_auth import OPERATOR_INBOX, seed_path
 from shared.security.provision import nats_config
 from shared.security.roles import discover
 from tests.shared.security.test_nats_auth import service_broker
+from tests.support import integration
 from tests.support.nats import NatsServer
 from tests.support.ports import free_port
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 FAILED_LOGINS = 3
 
 
 @pytest.fixture
+@integration.real_server
 async def secured(tmp_path: Path) -> AsyncIterator[tuple[NatsServer, Path]]:
     """The generated users (services and the operator) on a real server."""
     server = NatsServer(tmp_path / "nats", config=nats_config(tmp_path, root=ROOT))
@@ -92,6 +93,7 @@ def run_micro(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.integration
 async def test_an_operator_reads_the_streams_and_their_events_decoded(
     secured: tuple[NatsServer, Path], stored: NatsBroker
 ) -> None:
@@ -128,6 +130,7 @@ async def test_an_operator_reads_the_streams_and_their_events_decoded(
     )
 
 
+@pytest.mark.integration
 async def test_an_operator_can_change_nothing_and_takes_no_event(
     secured: tuple[NatsServer, Path], stored: NatsBroker
 ) -> None:
@@ -187,3 +190,16 @@ def test_what_cannot_be_read_says_why_in_one_line(options: tuple[str, ...], says
     nothing_there = f"nats://127.0.0.1:{free_port()}"
     answered = run_micro("events", "AUDIT", "--nats", nothing_there, *options)
     assert (answered.returncode, answered.stderr) == (1, f"error: {says}\n")
+
+
+def test_next_to_a_make_run_it_reads_that_nats_as_that_operator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert NatsTarget.of(None, None, 5) == NatsTarget(DEFAULT_URL, None, 5)
+
+    nats_config(tmp_path / ".run", 14222, root=ROOT)  # what `make run` writes
+
+    assert NatsTarget.of(None, None, 5) == NatsTarget("nats://127.0.0.1:14222", DEV_SEED, 5)
+    mine = tmp_path / "mine.nk"
+    assert NatsTarget.of("nats://nats:4222", mine, 5) == NatsTarget("nats://nats:4222", mine, 5)
