@@ -18,8 +18,8 @@ refused by the server:
 An operator (a person, with `micro streams` and `micro events`) gets a user of their own
 that looks and changes nothing: JetStream's account, stream and consumer information, and
 stored messages read one at a time by sequence (`$JS.API.STREAM.MSG.GET`), with replies on
-an inbox of their own. No publishing, no consumer (a pull from a service's durable consumer
-would take its events), no deleting or purging.
+the operators' inbox, apart from every service's. No publishing, no consumer (a pull from a
+service's durable consumer would take its events), no deleting or purging.
 
 The JetStream API subjects are those nats-py sends to a server of 2.9 or newer
 (`$JS.API.CONSUMER.CREATE.<stream>.<consumer>.<filter>` for a named, filtered consumer).

@@ -127,6 +127,16 @@ def database_password(directory: Path) -> Path:
     return directory / "database.password"
 
 
+def _nats(args: argparse.Namespace) -> Path:
+    return nats_config(
+        args.dir,
+        args.port,
+        host=args.host,
+        store_dir=args.store_dir,
+        operators=args.operator or NATS_OPERATORS,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m shared.security.provision")
     steps = parser.add_subparsers(dest="step", required=True)
@@ -157,18 +167,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         services = list(discover(Path.cwd()))
         certificates(args.dir, args.trust_domain, services, args.operator)
     elif args.step == "nats":
-        operators = args.operator or NATS_OPERATORS
-        print(
-            nats_config(
-                args.dir, args.port, host=args.host, store_dir=args.store_dir, operators=operators
-            )
-        )
+        print(_nats(args))
     elif args.step == "files":
         certificates(args.dir / "tls", args.trust_domain, list(discover(Path.cwd())))
-        operators = args.operator or NATS_OPERATORS
-        nats_config(
-            args.dir, args.port, host=args.host, store_dir=args.store_dir, operators=operators
-        )
+        _nats(args)
         database_password(args.dir)
     elif args.step == "etcd":
         asyncio.run(etcd_auth(args.dir, args.endpoint, etcd_roles()))
