@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -16,11 +14,13 @@ import nats.errors
 import pytest
 from nats.aio.client import Client
 from nats.js.api import ConsumerConfig
+from typer.testing import CliRunner, Result
 
 from shared.broker import NatsBroker
 from shared.broker.events import publish_event
 from shared.broker.subjects import consumer_name
 from shared.cli.events import DEFAULT_URL, DEV_SEED, NatsTarget
+from shared.cli.main import app
 from shared.proto.user.v1.user_events_pb2 import UserLoggedIn, UserLoginFailed
 from shared.security.nats_auth import OPERATOR_INBOX, seed_path
 from shared.security.provision import nats_config
@@ -76,21 +76,16 @@ async def _ignore(_: object) -> None:
     return None
 
 
-def micro(server: NatsServer, seeds: Path, *args: str) -> subprocess.CompletedProcess[str]:
+async def micro(server: NatsServer, seeds: Path, *args: str) -> Result:
     operator_seed = seeds.parent / "nats-operators" / "operator.nk"
-    return run_micro(*args, "--nats", server.url, "--nkey", str(operator_seed))
-
-
-def run_micro(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shared.cli", *args],
-        cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return await asyncio.to_thread(
+        run_micro, *args, "--nats", server.url, "--nkey", str(operator_seed)
     )
+
+
+def run_micro(*args: str) -> Result:
+    """The command in this process (it runs its own event loop: call it off the test's)."""
+    return CliRunner().invoke(app, list(args), env={"NATS_URL": None, "MICRO_NATS_NKEY": None})
 
 
 @pytest.mark.integration
@@ -98,16 +93,16 @@ async def test_an_operator_reads_the_streams_and_their_events_decoded(
     secured: tuple[NatsServer, Path], stored: NatsBroker
 ) -> None:
     server, seeds = secured
-    listed = await asyncio.to_thread(micro, server, seeds, "streams")
-    assert listed.returncode == 0, listed.stderr
+    listed = await micro(server, seeds, "streams")
+    assert listed.exit_code == 0, listed.stderr
     streams = {stream["stream"]: stream for stream in json.loads(listed.stdout)}
     assert streams["AUDIT"]["messages"] == FAILED_LOGINS
     assert streams["USER"]["messages"] == 1
     backlog = streams["USER"]["consumers"][consumer_name("user_service", "user.logged_in")]
     assert set(backlog) == {"pending", "unacknowledged", "redelivered"}
 
-    newest = await asyncio.to_thread(micro, server, seeds, "events", "AUDIT", "--last", "2")
-    assert newest.returncode == 0, newest.stderr
+    newest = await micro(server, seeds, "events", "AUDIT", "--last", "2")
+    assert newest.exit_code == 0, newest.stderr
     lines = [json.loads(line) for line in newest.stdout.splitlines()]
     assert [line["seq"] for line in lines] == [2, 3]  # the newest two, oldest first
     assert lines[-1]["type"] == "user.v1.UserLoginFailed"
@@ -115,16 +110,16 @@ async def test_an_operator_reads_the_streams_and_their_events_decoded(
     assert lines[-1]["subject"] == "audit.user_login_failed"
     assert lines[-1]["event_id"] == lines[-1]["event"]["eventId"]
 
-    logins = await asyncio.to_thread(micro, server, seeds, "events", "USER", "--subject", "user.*")
+    logins = await micro(server, seeds, "events", "USER", "--subject", "user.*")
     assert [json.loads(line)["event"]["userId"] for line in logins.stdout.splitlines()] == ["7"]
 
-    missing = await asyncio.to_thread(micro, server, seeds, "events", "NOPE")
-    assert (missing.returncode, missing.stderr) == (
+    missing = await micro(server, seeds, "events", "NOPE")
+    assert (missing.exit_code, missing.stderr) == (
         1,
         "error: no such stream (micro streams lists them)\n",
     )
-    invalid = await asyncio.to_thread(micro, server, seeds, "events", "not.a.stream")
-    assert (invalid.returncode, invalid.stderr) == (
+    invalid = await micro(server, seeds, "events", "not.a.stream")
+    assert (invalid.exit_code, invalid.stderr) == (
         1,
         "error: nats: invalid stream name: 'not.a.stream'\n",
     )
@@ -189,7 +184,7 @@ async def test_an_operator_can_change_nothing_and_takes_no_event(
 def test_what_cannot_be_read_says_why_in_one_line(options: tuple[str, ...], says: str) -> None:
     nothing_there = f"nats://127.0.0.1:{free_port()}"
     answered = run_micro("events", "AUDIT", "--nats", nothing_there, *options)
-    assert (answered.returncode, answered.stderr) == (1, f"error: {says}\n")
+    assert (answered.exit_code, answered.stderr) == (1, f"error: {says}\n")
 
 
 def test_next_to_a_make_run_it_reads_that_nats_as_that_operator(
