@@ -15,12 +15,14 @@ import json
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-from shared.cli import remote
+from shared.cli import nats_view, remote
 from shared.cli.identity import operator_certificate
+from shared.cli.options import Timeout
+from shared.cli.options import fail as _fail
 from shared.errors import ServiceError
 from shared.registry import ServiceNode
 
@@ -47,7 +49,6 @@ Etcd = Annotated[
 Prefix = Annotated[
     str, typer.Option("--prefix", envvar="REGISTRY_PREFIX", help="registry key prefix")
 ]
-Timeout = Annotated[float, typer.Option("--timeout", min=0.1, help="seconds for the whole command")]
 
 
 class _Identity:
@@ -199,84 +200,8 @@ def health(
         raise typer.Exit(1)
 
 
-Nats = Annotated[
-    str | None,
-    typer.Option(
-        "--nats",
-        envvar="NATS_URL",
-        help="the NATS server (default: the `make run` here, else nats://127.0.0.1:4222)",
-    ),
-]
-Nkey = Annotated[
-    Path | None,
-    typer.Option(
-        "--nkey",
-        envvar="MICRO_NATS_NKEY",
-        help="your operator's NATS seed (default .run/nats-operators/operator.nk, when it exists)",
-    ),
-]
-
-
-@app.command("streams")
-def list_streams(
-    nats_url: Nats = None,
-    nkey: Nkey = None,
-    timeout: Timeout = 5.0,
-) -> None:
-    """JetStream's streams, as JSON: their size, and each consumer's backlog."""
-    from shared.cli import events
-
-    found = _run_nats(events.streams(_nats_target(nats_url, nkey, timeout)))
-    typer.echo(json.dumps(found, indent=2))
-
-
-@app.command("events")
-def list_events(
-    stream: Annotated[str, typer.Argument(help="e.g. AUDIT (micro streams lists them)")],
-    subject: Annotated[
-        str | None, typer.Option("--subject", help="only these, e.g. audit.> or user.logged_in")
-    ] = None,
-    last: Annotated[int, typer.Option("--last", min=1, help="how many, newest last")] = 20,
-    scan: Annotated[
-        int, typer.Option("--scan", min=1, help="read at most this many looking for them")
-    ] = 10_000,
-    nats_url: Nats = None,
-    nkey: Nkey = None,
-    timeout: Timeout = 5.0,
-) -> None:
-    """The newest events STREAM holds, one JSON object per line, decoded with the project's
-    contracts. Reads only: no consumer, so no service misses an event for it."""
-    from shared.cli import events
-
-    target = _nats_target(nats_url, nkey, timeout)
-    found = _run_nats(events.events(target, stream, subject=subject, last=last, scan=scan))
-    for item in found:
-        typer.echo(json.dumps(item, separators=(",", ":")))
-
-
-def _nats_target(url: str | None, nkey: Path | None, timeout: float) -> Any:
-    from shared.cli.events import NatsTarget
-
-    if nkey is not None and not nkey.is_file():
-        _fail(f"no NATS seed at {nkey}")
-    return NatsTarget.of(url, nkey, timeout)
-
-
-def _run_nats(work: Coroutine[Any, Any, T]) -> T:
-    import nats.errors
-    import nats.js.errors
-
-    try:
-        return asyncio.run(work)
-    except nats.js.errors.NotFoundError:
-        _fail("no such stream (micro streams lists them)")
-    except nats.errors.NoServersError:
-        _fail("cannot reach NATS (--nats, NATS_URL)")
-    except ValueError as error:  # nats-py's check of a stream name
-        _fail(str(error))
-    except (nats.errors.Error, OSError) as error:
-        # A permissions violation shows as no answer: the server drops what it refuses.
-        _fail(f"NATS did not answer ({type(error).__name__}: {error}); is --nkey yours?")
+app.command("streams")(nats_view.streams)
+app.command("events")(nats_view.events)
 
 
 config_app = typer.Typer(help="Read and write an app's configuration in config_service.")
@@ -319,8 +244,3 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
 
 def _node(node: ServiceNode) -> Any:
     return json.loads(node.to_json())
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
