@@ -54,10 +54,11 @@ async def stored(
     roles = discover(ROOT)
     # One after the other: each sets up the streams of its own role's events only.
     consumer = service_broker(secured, "user_service", roles["user_service"], monkeypatch)
-    await consumer.start()
-    await consumer.subscribe(UserLoggedIn, _ignore, queue="user_service")
-    publisher = service_broker(secured, "user_api", roles["user_api"], monkeypatch)
+    publisher: NatsBroker | None = None
     try:
+        await consumer.start()
+        await consumer.subscribe(UserLoggedIn, _ignore, queue="user_service")
+        publisher = service_broker(secured, "user_api", roles["user_api"], monkeypatch)
         await publisher.start()
         events = [
             *(UserLoginFailed(user_name=f"guess-{n}") for n in range(FAILED_LOGINS)),
@@ -68,7 +69,8 @@ async def stored(
         assert await publisher.flush(10)  # all of them acknowledged: stored
         yield consumer
     finally:
-        await publisher.stop()
+        if publisher is not None:
+            await publisher.stop()
         await consumer.stop()
 
 
