@@ -49,7 +49,9 @@ async def test_a_flood_from_one_address_never_locks_the_account_out_elsewhere(
         flood = [login(attacker, "micro", f"guess-{n}") for n in range(100)]
         flooding = asyncio.gather(*flood)
         timings: list[tuple[int, float]] = []
-        while not flooding.done() or len(timings) < 10:
+        # Twenty tries at least, so that "95 % within 1 s" tolerates one slow try (the
+        # first meets the flood's 100 requests arriving at once).
+        while not flooding.done() or len(timings) < 20:
             started = time.perf_counter()
             status = (await login(user)).status_code
             timings.append((status, time.perf_counter() - started))
