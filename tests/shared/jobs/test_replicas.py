@@ -104,8 +104,12 @@ def test_when_the_leader_is_killed_another_replica_runs_the_next_tick_after_the_
     # that came due meanwhile (or the next one), so within TTL_S plus a tick and some slack.
     assert takeover <= killed_at + timedelta(seconds=TTL_S + 1.5), (killed_at, after)
     assert_each_tick_once(runs)
+    # On the schedule from there on. A driver woken more than a tick late (a loaded host)
+    # runs the latest due tick for those it missed, by design (shared/jobs/runner.py), so
+    # a tick may be passed over, never run twice or off the schedule.
     ticks = [tick for tick, _ in after]
-    assert ticks == [takeover + timedelta(seconds=n) for n in range(len(ticks))]
+    assert ticks == sorted(set(ticks)), ticks
+    assert all((tick - takeover).total_seconds().is_integer() for tick in ticks), ticks
 
 
 def test_a_leader_stopped_with_sigterm_hands_over_at_once(
