@@ -114,13 +114,14 @@ def inspector_permissions() -> dict[str, Any]:
 def server_config(
     users: Mapping[str, tuple[str, NatsRole]],
     *,
-    operators: Mapping[str, str] | None = None,
+    operator_keys: Iterable[str] = (),
     host: str = "127.0.0.1",
     port: int = 4222,
     store_dir: Path | None = None,
 ) -> str:
     """A nats-server configuration (JSON is valid NATS configuration) with one user per
-    public key (`operators`: name → public key); JetStream on when `store_dir` is given."""
+    public key (`operator_keys`: the operators', read only); JetStream on when `store_dir`
+    is given."""
     config: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -132,7 +133,7 @@ def server_config(
                 ),
                 *(
                     {"nkey": public, "permissions": inspector_permissions()}
-                    for public in (operators or {}).values()
+                    for public in operator_keys
                 ),
             ]
         },
@@ -155,5 +156,5 @@ def generate(
     """Seeds created once under `seed_dir` (operators' under `operator_dir`), and the
     server configuration that admits them."""
     users = {role.name: (ensure_nkey(seed_dir, role.name), role) for role in roles}
-    people = {name: ensure_nkey(operator_dir or seed_dir, name) for name in operators}
-    return server_config(users, operators=people, host=host, port=port, store_dir=store_dir)
+    people = [ensure_nkey(operator_dir or seed_dir, name) for name in operators]
+    return server_config(users, operator_keys=people, host=host, port=port, store_dir=store_dir)

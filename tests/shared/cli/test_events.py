@@ -78,10 +78,14 @@ async def _ignore(_: object) -> None:
     return None
 
 
+def operator_seed(seeds: Path) -> Path:
+    """The seed `provision nats` makes for the default operator, beside the services'."""
+    return seed_path(seeds.parent / "nats-operators", "operator")
+
+
 async def micro(server: NatsServer, seeds: Path, *args: str) -> Result:
-    operator_seed = seeds.parent / "nats-operators" / "operator.nk"
     return await asyncio.to_thread(
-        run_micro, *args, "--nats", server.url, "--nkey", str(operator_seed)
+        run_micro, *args, "--nats", server.url, "--nkey", str(operator_seed(seeds))
     )
 
 
@@ -139,7 +143,7 @@ async def test_an_operator_can_change_nothing_and_takes_no_event(
 
     operator: Client = await nats.connect(
         server.url,
-        nkeys_seed=str(seed_path(seeds.parent / "nats-operators", "operator")),
+        nkeys_seed=str(operator_seed(seeds)),
         inbox_prefix=OPERATOR_INBOX,
         error_cb=on_error,
         allow_reconnect=False,
