@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import functools
-import importlib
-import inspect
 import json
 import os
 import re
@@ -73,7 +71,7 @@ from tests.support.http import login
 from tests.support.nats import NatsServer
 from tests.support.otlp import OtlpReceiver, otlp_receiver
 from tests.support.ports import wait_for_port
-from tests.support.services import TEST_SECRET, spooling_services
+from tests.support.services import TEST_SECRET, settings_class, spooling_services
 
 __all__ = ["otlp_receiver"]  # fixtures used below
 
@@ -121,16 +119,6 @@ def service_packages() -> set[str]:
         if (path.parent / "settings.py").exists()
         and any(fnmatch.fnmatch(path.parent.name, pattern) for pattern in include)
     }
-
-
-def settings_class(package: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"{package}.settings")
-    (cls,) = [
-        value
-        for _, value in inspect.getmembers(module, inspect.isclass)
-        if issubclass(value, ServiceSettings) and value.__module__ == module.__name__
-    ]
-    return cls
 
 
 def settings_from(

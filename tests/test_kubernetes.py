@@ -57,7 +57,7 @@ from tests.support.kubernetes import (
     workloads,
 )
 from tests.support.nats import server_binary
-from tests.support.services import spooling_services
+from tests.support.services import settings_class, spooling_services
 from user_api.handlers import router
 from user_api.settings import UserApiSettings
 
@@ -92,16 +92,6 @@ PRODUCTION_SECRETS = {
 }
 
 overlays = pytest.mark.parametrize("overlay", OVERLAYS)
-
-
-def settings_class(package: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"{package}.settings")
-    (cls,) = [
-        value
-        for _, value in inspect.getmembers(module, inspect.isclass)
-        if issubclass(value, ServiceSettings) and value.__module__ == module.__name__
-    ]
-    return cls
 
 
 def settings_in_pod(

@@ -41,7 +41,7 @@ class ServiceSettings(BaseSettings):
     # Replicas of each JetStream stream this service creates: 3 on a 3-node cluster.
     nats_stream_replicas: int = 1
     # Spool events waiting for NATS to this SQLite file (else memory), so that they survive
-    # a crash: for a service without a database (user_api). `{hostname}` is replaced.
+    # a crash: for a service without a database of its own. `{hostname}` is replaced.
     broker_spool_path: str | None = None
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0

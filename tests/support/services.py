@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import inspect
 import os
 import signal
 import subprocess
@@ -11,8 +12,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
-
+from shared.config import ServiceSettings
 from shared.registry import EtcdRegistry, ServiceNode
 from shared.security.roles import discover
 from tests.support import integration
@@ -21,22 +21,26 @@ ROOT = Path(__file__).resolve().parents[2]
 TEST_SECRET = "test-secret-that-is-long-enough-for-hs256-0123456789"
 
 
+def settings_class(package: str) -> type[ServiceSettings]:
+    """The settings class a service package defines (in its settings.py)."""
+    module = importlib.import_module(f"{package}.settings")
+    (cls,) = [
+        value
+        for _, value in inspect.getmembers(module, inspect.isclass)
+        if issubclass(value, ServiceSettings) and value.__module__ == module.__name__
+    ]
+    return cls
+
+
 def spooling_services() -> set[str]:
     """The services that publish events and have no database to keep them in until NATS
     has them (user_service's transactional outbox): each must spool them to a file
     (BROKER_SPOOL_PATH), or what waits for NATS dies with the process."""
-    spooling = set()
-    for name, role in discover(ROOT).items():
-        module = importlib.import_module(f"{name}.settings")
-        has_database = any(
-            isinstance(value, type)
-            and issubclass(value, BaseSettings)
-            and "database_url" in value.model_fields
-            for value in vars(module).values()
-        )
-        if role.publishes and not has_database:
-            spooling.add(name)
-    return spooling
+    return {
+        name
+        for name, role in discover(ROOT).items()
+        if role.publishes and "database_url" not in settings_class(name).model_fields
+    }
 
 
 class ServiceProcess:
