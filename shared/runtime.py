@@ -117,6 +117,8 @@ class Runtime(Generic[S]):
                 stream_replicas=settings.nats_stream_replicas,
                 nkeys_seed=settings.nats_nkey_seed_file,
                 spool_path=settings.broker_spool_path,
+                ack_wait_s=settings.broker_ack_wait_s,
+                max_deliver=settings.broker_max_deliver,
             ),
             settings.service_name,
             on_publish=trace_publish,

@@ -13,10 +13,12 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.broker.settings import BrokerSettings
 from shared.security.production import kit_problems
 from shared.selector import Strategy
 
 S = TypeVar("S", bound="ServiceSettings")
+_BROKER = BrokerSettings.model_fields  # the delivery defaults are the broker's own
 
 
 class ServiceSettings(BaseSettings):
@@ -43,6 +45,12 @@ class ServiceSettings(BaseSettings):
     # Spool events waiting for NATS to this SQLite file (else memory), so that they survive
     # a crash: for a service without a database of its own. `{hostname}` is replaced.
     broker_spool_path: str | None = None
+    # This service's durable subscriptions: a delivery not acked within `broker_ack_wait_s`
+    # comes again (set it above the slowest handler's time, and it bounds how late an event
+    # whose delivery a crash or a lost NATS node took with it arrives); a handler that
+    # fails `broker_max_deliver` times sends its event to the dead-letter stream.
+    broker_ack_wait_s: float = Field(_BROKER["ack_wait_s"].default, gt=0)
+    broker_max_deliver: int = Field(_BROKER["max_deliver"].default, ge=1)
     grpc_host: str = "127.0.0.1"
     grpc_port: int = 0
     # The host other services dial; defaults to the bind host, or this host's address.

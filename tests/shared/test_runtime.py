@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import uuid
 
+import nats
 import pytest
 import redis
 
+from shared.broker import Event
+from shared.broker.events import subject_of
+from shared.broker.subjects import consumer_name
 from shared.config import ServiceSettings
 from shared.errors import Reason, ServiceError
+from shared.proto.user.v1.user_events_pb2 import UserLoggedIn
 from shared.registry import MemoryRegistry
 from shared.runtime import Runtime
+from tests.support.nats import NatsServer
 
 pytestmark = pytest.mark.integration
 
@@ -52,3 +58,36 @@ async def test_replicas_with_a_breaker_redis_url_share_their_circuits() -> None:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+async def test_a_services_delivery_settings_reach_its_durable_subscriptions(
+    nats_server: NatsServer,
+) -> None:
+    settings = ServiceSettings(
+        service_name="billing",
+        use_config_service=False,
+        nats_url=nats_server.url,
+        broker_ack_wait_s=7,
+        broker_max_deliver=2,
+    )
+    subject = subject_of(UserLoggedIn)  # declares its stream, as a service's import does
+    attempts: list[int] = []
+
+    async def poisoned(event: Event) -> None:
+        attempts.append(event.delivery_count)
+        raise ValueError("cannot handle this one")
+
+    async with Runtime.open(settings, registry=MemoryRegistry()) as runtime:
+        await runtime.subscribe(subject, poisoned)
+        connection = await nats.connect(nats_server.url)
+        try:
+            js = connection.jetstream(timeout=5)
+            dead = await js.subscribe(f"dlq.{subject}")
+            await runtime.broker.publish(subject, b"not a UserLoggedIn")
+            letter = await dead.next_msg(timeout=15)
+            consumer = await js.consumer_info("USER", consumer_name("billing", subject))
+        finally:
+            await connection.close()
+    assert attempts == [1, 2]
+    assert (letter.headers or {})["Dlq-Deliveries"] == "2"
+    assert consumer.config.ack_wait == 7
