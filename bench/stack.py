@@ -100,6 +100,7 @@ class Stack:
             # the throttle that would answer them 429.
             "LOGIN_LIMIT_PER_ADDRESS": "1000000/second",
             "LOGIN_LIMIT_PER_ACCOUNT": "1000000/second",
+            "LOGIN_IN_FLIGHT_PER_ADDRESS": "1000000",
             **self.extra_env,
         }
 

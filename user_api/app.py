@@ -49,6 +49,7 @@ def create_app(runtime: Runtime[UserApiSettings]) -> FastAPI:
         ),
         settings.login_limit_per_address,
         settings.login_limit_per_account,
+        settings.login_in_flight_per_address,
     )
     app.state.logic = AccountLogic(AccountsClient(runtime.client), runtime.broker, throttle)
     app.state.budget_s = settings.request_budget_s

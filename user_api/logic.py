@@ -88,8 +88,13 @@ class AccountLogic:
 
     async def login(self, user_name: str, password: str, caller: Caller) -> Session:
         client = client_key(caller.address)  # what throttles and queues count it under
-        if self._throttle is not None:  # before any work: a throttled attempt costs nothing
+        if self._throttle is None:
+            return await self._login(user_name, password, caller, client)
+        with self._throttle.running(client):  # before any work: a refusal costs nothing
             await self._throttle.admit(user_name, client)
+            return await self._login(user_name, password, caller, client)
+
+    async def _login(self, user_name: str, password: str, caller: Caller, client: str) -> Session:
         try:
             user = await self._accounts.verify_credentials(user_name, password, client)
         except ServiceError as error:

@@ -39,6 +39,8 @@ class UserApiSettings(FrontDoorSettings, PortalSettings):
     # `limits` notation, e.g. "20/minute", "5 per 15 minutes".
     login_limit_per_address: Limit = "20/minute"
     login_limit_per_account: Limit = "5/15 minutes"
+    # Logins in progress at once per address, in this replica (past it: 429, Retry-After 1).
+    login_in_flight_per_address: int = Field(4, ge=1)
     # Share the windows with the other user_api replicas (redis://host:port/db); else in memory.
     rate_limit_redis_url: str | None = None
     dependencies: str = "user_service,auth_service"

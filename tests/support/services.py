@@ -117,5 +117,6 @@ def service_env(etcd_endpoint: str, **extra: str) -> dict[str, str]:
         # tests (tests/user_api/test_throttling.py) run with the real limits.
         "LOGIN_LIMIT_PER_ADDRESS": "1000000/minute",
         "LOGIN_LIMIT_PER_ACCOUNT": "1000000/minute",
+        "LOGIN_IN_FLIGHT_PER_ADDRESS": "1000000",
         **extra,
     }

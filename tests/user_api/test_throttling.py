@@ -21,7 +21,11 @@ from user_api.throttling import LoginThrottle, TooManyAttemptsError
 
 pytestmark = pytest.mark.integration
 
-LIMITS = {"LOGIN_LIMIT_PER_ADDRESS": "20/minute", "LOGIN_LIMIT_PER_ACCOUNT": "5/15 minutes"}
+LIMITS = {
+    "LOGIN_LIMIT_PER_ADDRESS": "20/minute",
+    "LOGIN_LIMIT_PER_ACCOUNT": "5/15 minutes",
+    "LOGIN_IN_FLIGHT_PER_ADDRESS": "4",
+}
 
 Client = Callable[[str], httpx.AsyncClient]
 
@@ -66,6 +70,31 @@ async def test_a_flood_from_one_address_never_locks_the_account_out_elsewhere(
     assert [status for status, _ in timings] == [200] * len(timings)
     fast = sum(1 for _, seconds in timings if seconds < 1.0)
     assert fast >= 0.95 * len(timings), timings
+
+
+async def test_an_address_has_four_logins_in_progress_at_most_and_others_are_not_held_back(
+    start_service: StartService,
+) -> None:
+    base_url = _start_stack(start_service)
+    await wait_until_ready(base_url)
+    async with _from(base_url, "127.0.0.4") as burst, _from(base_url, "127.0.0.5") as other:
+        bursting = asyncio.gather(*(login(burst) for _ in range(12)))
+        beside = await login(other)  # while the burst's logins are in progress
+        answers = await bursting
+        after = await login(burst)
+
+    assert beside.status_code == 200
+    statuses = sorted(a.status_code for a in answers)
+    # Twelve at once, each Argon2-bound: some find the address's four places taken.
+    assert 4 <= statuses.count(200) < 12, statuses
+    assert set(statuses) == {200, 429}, statuses
+    refused = [a for a in answers if a.status_code == 429]
+    # Refused by the cap, not by a window: a refusal was counted nowhere.
+    assert {a.json()["error"]["message"] for a in refused} == {
+        "too many logins in progress from this address"
+    }
+    assert {a.headers["Retry-After"] for a in refused} == {"1"}
+    assert after.status_code == 200  # the places are given back
 
 
 async def test_a_successful_login_clears_the_failures_of_its_address(
@@ -116,7 +145,7 @@ class KeysCounted(Throttle):
 
 async def test_a_flood_of_made_up_names_from_one_address_keeps_no_window_per_name() -> None:
     throttle = KeysCounted()
-    logins = LoginThrottle(throttle, "20/minute", "5/15 minutes")
+    logins = LoginThrottle(throttle, "20/minute", "5/15 minutes", 4)
     refused = 0
     for n in range(1000):
         try:

@@ -1,0 +1,67 @@
+"""The per-key cap on operations running at once."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from shared.in_flight import InFlight
+
+
+async def operation_now(cap: InFlight, key: str) -> bool:
+    """Whether `key` finds a free place now."""
+    place = cap.try_hold(key)
+    if place is None:
+        return False
+    with place:
+        return True
+
+
+async def test_a_key_past_its_places_is_refused_at_once_and_others_are_not() -> None:
+    cap = InFlight(2)
+    release = asyncio.Event()
+
+    async def operation(key: str) -> str:
+        place = cap.try_hold(key)
+        if place is None:
+            return "refused"
+        with place:
+            await release.wait()
+        return "done"
+
+    running = [asyncio.create_task(operation("a")) for _ in range(2)]
+    await asyncio.sleep(0)  # both take their place and wait
+    assert cap.running("a") == 2
+
+    assert await operation_now(cap, "a") is False
+    other = asyncio.create_task(operation("b"))
+    await asyncio.sleep(0)
+    assert cap.running("b") == 1
+
+    release.set()
+    assert await asyncio.gather(*running, other) == ["done", "done", "done"]
+    assert await operation_now(cap, "a") is True  # its places are free again
+
+
+def test_a_place_is_given_back_when_the_operation_fails_and_keys_are_forgotten() -> None:
+    cap = InFlight(1)
+    for key in (f"client-{n}" for n in range(1000)):
+        place = cap.try_hold(key)
+        assert place is not None
+        with pytest.raises(RuntimeError), place:
+            raise RuntimeError("the operation failed")
+    assert len(cap) == 0  # a flood of distinct keys leaves nothing behind
+    assert cap.try_hold("client-1") is not None
+
+
+def test_a_place_never_entered_holds_nothing() -> None:
+    cap = InFlight(1)
+    assert cap.try_hold("a") is not None  # dropped without entering
+    assert cap.running("a") == 0
+    assert cap.try_hold("a") is not None
+
+
+def test_the_limit_is_at_least_one() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        InFlight(0)
