@@ -11,9 +11,10 @@ known to be current, and that is proved, not assumed:
   default). Otherwise (etcd lost, watch stalled or restarting) it asks etcd directly, and
   that read fails closed: UNAVAILABLE, never "not revoked".
 
-So a revocation committed on any replica is refused by every replica at most `staleness_s`
-later (in practice within the watch's few milliseconds), and a token is never accepted on
-the strength of a set that has not heard from etcd for longer than `staleness_s`.
+So a revocation is refused at once by the replica that made it, by every other replica at
+most `staleness_s` later (in practice within the watch's few milliseconds), and a token is
+never accepted on the strength of a set that has not heard from etcd for longer than
+`staleness_s`.
 
 Each key's value is the token's expiry (unix seconds): entries past it are dropped, as the
 token is refused as expired anyway; the key's lease deletes it from etcd at the same time.
@@ -63,7 +64,10 @@ class WatchedRevocations:
         self._store = EtcdRevocationStore(client, prefix, timeout_s=timeout_s)
         self._staleness_s = staleness_s
         self._heartbeat_s = heartbeat_s
-        self._revoked: dict[str, float] = {}
+        self._revoked: dict[str, float] = {}  # what etcd's listing and watch have said
+        # Revoked by this replica: refused at once, whatever a re-read of the set (taken
+        # before the revocation committed, landing after it) replaces `_revoked` with.
+        self._mine: dict[str, float] = {}
         self._seen_revision = 0  # the newest etcd revision the set reflects
         self._seen = asyncio.Condition()
         self._current_as_of = float("-inf")  # monotonic time the set was proved current
@@ -88,13 +92,15 @@ class WatchedRevocations:
 
     async def revoke(self, token_id: str, expires_at: int) -> bool:
         new = await self._store.revoke(token_id, expires_at)
-        self._revoked[token_id] = float(expires_at)  # this replica refuses it at once
+        self._mine[token_id] = float(expires_at)
         return new
 
     async def is_revoked(self, token_id: str) -> bool:
         # "Revoked" is safe to answer from any set; "not revoked" only from a current one.
-        if token_id in self._revoked or self.current:
-            return token_id in self._revoked
+        if token_id in self._mine or token_id in self._revoked:
+            return True
+        if self.current:
+            return False
         return await self._store.is_revoked(token_id)  # fails closed when etcd is away
 
     def _seen_up_to_date(self, revision: int) -> bool:
@@ -159,6 +165,7 @@ class WatchedRevocations:
 
     def _prune(self) -> None:
         now = time.time()
-        expired = [token_id for token_id, expiry in self._revoked.items() if expiry < now]
-        for token_id in expired:
-            del self._revoked[token_id]
+        for revoked in (self._revoked, self._mine):
+            expired = [token_id for token_id, expiry in revoked.items() if expiry < now]
+            for token_id in expired:
+                del revoked[token_id]

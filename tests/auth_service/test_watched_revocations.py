@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -107,3 +109,40 @@ async def test_revocations_past_their_token_expiry_are_dropped(
     await one.revoke("short", int(time.time()) + 1)
     await eventually(lambda: two.is_revoked("short"), bool, timeout=1.0, interval=0.005)
     await eventually(lambda: two.is_revoked("short"), lambda r: not r, timeout=5.0)
+
+
+async def test_a_replica_refuses_its_own_revocation_at_once_even_across_a_re_read(
+    etcd: EtcdServer,
+) -> None:
+    """The watch breaks (a member that hangs, a restart) and the set is read again; that read
+    is taken just before a logout commits and lands just after it."""
+    async with etcd_client(etcd.endpoint) as client:
+        store = WatchedRevocations(client, PREFIX, staleness_s=STALENESS_S, timeout_s=0.5)
+        await store.start()
+        await _current(store)
+        listing, watching = client.get_prefix, client.watch_prefix
+        taken, revoked, rewatched = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def listed_before_the_revocation(prefix: bytes) -> Any:
+            found = await listing(prefix)
+            taken.set()
+            await revoked.wait()
+            return found
+
+        async def watch_after_the_listing(prefix: bytes, **options: Any) -> Any:
+            rewatched.set()  # the listing has been taken in
+            return await watching(prefix, **options)
+
+        client.get_prefix = listed_before_the_revocation
+        client.watch_prefix = watch_after_the_listing
+        await store.stop()  # the watch ends: on start it reads the set again
+        await store.start()
+        try:
+            await taken.wait()
+            await store.revoke("mine", int(time.time()) + 60)
+            revoked.set()
+            await rewatched.wait()
+            assert store.current  # the set is trusted: it was proved current < 1 s ago
+            assert await store.is_revoked("mine")
+        finally:
+            await store.stop()
