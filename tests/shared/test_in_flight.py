@@ -2,46 +2,29 @@
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 
 import pytest
 
 from shared.in_flight import InFlight
 
 
-async def operation_now(cap: InFlight, key: str) -> bool:
-    """Whether `key` finds a free place now."""
-    place = cap.try_hold(key)
-    if place is None:
-        return False
-    with place:
-        return True
-
-
-async def test_a_key_past_its_places_is_refused_at_once_and_others_are_not() -> None:
+def test_a_key_past_its_places_is_refused_at_once_and_others_are_not() -> None:
     cap = InFlight(2)
-    release = asyncio.Event()
+    with contextlib.ExitStack() as running:
+        for _ in range(2):
+            place = cap.try_hold("a")
+            assert place is not None
+            running.enter_context(place)
+        assert cap.running("a") == 2
 
-    async def operation(key: str) -> str:
-        place = cap.try_hold(key)
-        if place is None:
-            return "refused"
-        with place:
-            await release.wait()
-        return "done"
-
-    running = [asyncio.create_task(operation("a")) for _ in range(2)]
-    await asyncio.sleep(0)  # both take their place and wait
-    assert cap.running("a") == 2
-
-    assert await operation_now(cap, "a") is False
-    other = asyncio.create_task(operation("b"))
-    await asyncio.sleep(0)
-    assert cap.running("b") == 1
-
-    release.set()
-    assert await asyncio.gather(*running, other) == ["done", "done", "done"]
-    assert await operation_now(cap, "a") is True  # its places are free again
+        assert cap.try_hold("a") is None  # refused at once, never queued
+        other = cap.try_hold("b")
+        assert other is not None
+        with other:
+            assert cap.running("b") == 1
+    assert cap.running("a") == 0
+    assert cap.try_hold("a") is not None  # its places are free again
 
 
 def test_a_place_is_given_back_when_the_operation_fails_and_keys_are_forgotten() -> None:
