@@ -13,15 +13,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-import jwt
-
 from auth_service.decoded import DecodedTokens
 from auth_service.errors import TOKEN_EXPIRED, TOKEN_INVALID, TOKEN_REVOKED
 from auth_service.keys import key_id
 from shared.broker import Broker
 from shared.broker.events import now_ms, publish_event
 from shared.errors import Reason, ServiceError
+from shared.imports import without_optional
 from shared.proto.auth.v1.auth_events_pb2 import TokenRevoked
+
+# PyJWT loads cryptography's bindings whenever they are installed (the development CA needs
+# them), for RSA and EC keys: 11 MB of auth_service's memory for a signer that needs only
+# hmac (HS256).
+with without_optional("cryptography.hazmat"):
+    import jwt
 
 _ALGORITHM = "HS256"
 _REQUIRED = ["exp", "iat", "jti", "sub", "iss"]

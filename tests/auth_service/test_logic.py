@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 
 import jwt
 import pytest
@@ -14,6 +18,7 @@ from auth_service.repository import MemoryRevocationStore
 from shared.errors import Reason, ServiceError
 
 SECRET = "a-test-secret-that-is-long-enough-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tokens(ttl_s: int = 60, secret: str = SECRET) -> TokenLogic:
@@ -166,3 +171,25 @@ async def test_a_token_made_before_tokens_named_their_key_is_checked_against_the
     with pytest.raises(ServiceError) as caught:
         await keyed(OLD_KEY, NEW_KEY).validate(unnamed)
     assert caught.value.reason == TOKEN_INVALID
+
+
+_WITHOUT_BINDINGS = """
+    import asyncio, sys
+    import auth_service.app, shared.entrypoint  # all that `python -m auth_service` imports
+    from auth_service.logic import TokenLogic
+    from auth_service.repository import MemoryRevocationStore
+
+    logic = TokenLogic({secret!r}, "test-issuer", 60, MemoryRevocationStore())
+    claims = asyncio.run(logic.validate(logic.make_token(7, "micro").token))
+    bindings = [name for name in sys.modules if name.startswith("cryptography.hazmat")]
+    print(claims.user_id, bindings)
+"""
+
+
+def test_auth_service_signs_and_checks_tokens_without_cryptographys_bindings() -> None:
+    # PyJWT would load them (11 MB of the service's memory) for RSA and EC keys it never uses.
+    code = textwrap.dedent(_WITHOUT_BINDINGS.format(secret=SECRET))
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["7", "[]"]
