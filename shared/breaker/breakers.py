@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -31,8 +30,10 @@ class Breakers:
     pass your own to use another registry.
     With a `storage_factory` (Redis), the circuits are shared with the other replicas:
     each command's changes are written behind it, and every `sync_interval_s` a task reads
-    the circuits another replica opened or closed (`shared.breaker.shared_state`). Make
-    the commands on the event loop, and `close()` when done.
+    the circuits another replica opened or closed (`shared.breaker.shared_state`). The
+    factory is called on the event loop as a command is made, so it must not do I/O (the
+    Redis one makes no connection). Make the commands on the event loop, and `close()` when
+    done.
     """
 
     def __init__(
@@ -80,7 +81,7 @@ class Breakers:
             self._following = asyncio.get_running_loop().create_task(
                 self._follow_forever(), name="breaker-state"
             )
-        return SharedState(name, functools.partial(self._storage_factory, name), self._worker)
+        return SharedState(name, self._storage_factory(name), self._worker)
 
     async def follow_shared(self) -> None:
         """Take every circuit state the other replicas changed; the task that the first

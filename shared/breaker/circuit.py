@@ -5,6 +5,10 @@ consecutive failures and its `call()` blocks, so the kit never uses `call()`: th
 read from a local copy that a pybreaker listener keeps current, and changed through
 `open()`, `half_open()` and `close()`, which never wait on anything. A circuit shared with
 other replicas mirrors its changes through `SharedState`, off the event loop.
+
+pybreaker imports redis-py whenever it is installed, for a Redis storage the kit does not
+use (`shared.breaker.storage` says why): 7 MB of every service's memory, so it is imported
+without it.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import pybreaker
-
 from shared.breaker.shared_state import SharedState
+from shared.imports import without_optional
+
+with without_optional("redis"):
+    import pybreaker
 
 CLOSED = pybreaker.STATE_CLOSED
 OPEN = pybreaker.STATE_OPEN
@@ -130,7 +136,7 @@ class Circuit:
                 self._breaker.open()
             elif state == HALF_OPEN:
                 self._breaker.half_open()
-            else:
+            elif state == CLOSED:
                 self._breaker.close()
         finally:
             self._following = False

@@ -1,12 +1,15 @@
-"""Shared circuit state through the real Redis at 127.0.0.1:6379, and through one that
-accepts connections and never answers."""
+"""Shared circuit state through the real Redis at 127.0.0.1:6379, through a Redis of the
+test's own that goes down, and through one that accepts connections and never answers."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 import redis
@@ -15,12 +18,18 @@ from prometheus_client import CollectorRegistry
 from shared.breaker import BreakerMetrics, Breakers, redis_storage_factory
 from shared.errors import Reason, ServiceError
 from tests.support import integration
+from tests.support.ports import free_port, wait_for_port_sync
 from tests.support.silent import silent_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NAME = "user_service.VerifyCredentials"
 
 Replica = Callable[..., Breakers]
+
+
+class OwnRedis(NamedTuple):
+    process: subprocess.Popen[bytes]
+    url: str
 
 
 @pytest.fixture
@@ -35,6 +44,27 @@ def namespace() -> Iterator[str]:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+@pytest.fixture
+@integration.real_server
+def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
+    """A Redis server of the test's own, which it may stop."""
+    integration.require("redis")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            *(shutil.which("redis-server") or "redis-server", "--port", str(port)),
+            *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port_sync(port)
+        yield OwnRedis(server, f"redis://127.0.0.1:{port}/0")
+    finally:
+        server.kill()
+        server.wait()
 
 
 @pytest.fixture
@@ -153,3 +183,51 @@ async def test_a_redis_that_never_answers_never_stalls_a_call(
         # Each read or write would have held the loop for 2 s at least.
         assert time.monotonic() - started < 1.0
         assert command.state == "open"
+
+
+async def _trip(command: Any) -> None:
+    for _ in range(20):  # the window's volume: it opens at the 20th call at the latest
+        with pytest.raises(ConnectionError):
+            await command.run(boom)
+        if command.state == "open":
+            return
+    raise AssertionError(f"still {command.state}")
+
+
+@pytest.mark.integration
+async def test_a_redis_that_goes_down_leaves_open_circuits_open(
+    own_redis: OwnRedis, new_clock: Any, replica: Replica
+) -> None:
+    """Each replica keeps its circuits while Redis is down, rather than closing them once per
+    sync interval and letting a burst of calls through to the failing service each time."""
+    breakers = replica(new_clock(), own_redis.url, "t")
+    command = breakers.command(NAME)
+    assert await command.run(ok) == "ok"
+    await breakers.follow_shared()  # the shared state is reachable: nothing recorded yet
+    own_redis.process.kill()
+    own_redis.process.wait()
+
+    await _trip(command)
+    for _ in range(3):  # the follower's reads, once per sync interval
+        await breakers.follow_shared()
+    assert command.state == "open"
+    with pytest.raises(ServiceError) as caught:
+        await command.run(ok)
+    assert caught.value.reason is Reason.CIRCUIT_OPEN
+
+
+@pytest.mark.integration
+async def test_a_state_that_redis_lost_leaves_the_circuits_as_they_are(
+    namespace: str, new_clock: Any, replica: Replica
+) -> None:
+    """A restarted or flushed Redis has no state to give: nobody's circuit is closed by it."""
+    breakers = replica(new_clock(), REDIS_URL, namespace)
+    command = breakers.command(NAME)
+    await _trip(command)
+    await breakers.follow_shared()  # after the write of "open"
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=1)
+    assert client.delete(*client.scan_iter(f"{namespace}:*")) >= 1
+    client.close()
+
+    await breakers.follow_shared()
+    assert command.state == "open"
