@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
+import textwrap
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -231,3 +233,25 @@ async def test_a_state_that_redis_lost_leaves_the_circuits_as_they_are(
 
     await breakers.follow_shared()
     assert command.state == "open"
+
+
+_IMPORTS = """
+    import sys
+    import shared.app, shared.runtime  # what every service imports
+    print("redis" in sys.modules)
+    from shared.breaker import redis_storage_factory
+    redis_storage_factory("redis://127.0.0.1:6379/0")
+    print("redis" in sys.modules)
+"""
+
+
+def test_only_a_service_that_shares_its_circuits_loads_redis_py() -> None:
+    # pybreaker imports it whenever it is installed: 13 MB of each service's idle memory.
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_IMPORTS)],
+        cwd=Path(__file__).resolve().parents[3],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "True"]
