@@ -7,7 +7,7 @@ read from a local copy that a pybreaker listener keeps current, and changed thro
 other replicas mirrors its changes through `SharedState`, off the event loop.
 
 pybreaker imports redis-py whenever it is installed, for a Redis storage the kit does not
-use (`shared.breaker.storage` says why): 7 MB of every service's memory, so it is imported
+use (`shared.breaker.storage` says why): 13 MB of every service's memory, so it is imported
 without it.
 """
 

@@ -7,7 +7,7 @@ once per sync interval for as long as Redis was down, and sent a burst of calls 
 failing service each time instead of one trial call. Here a failure raises, and a missing
 state reads as nothing recorded; either way each replica keeps the state it has. pybreaker
 still keeps each circuit's state machine, in memory (`shared.breaker.circuit`), and so never
-needs redis-py: the kit imports it without (7 MB of every service's memory).
+needs redis-py: the kit imports it without (13 MB of every service's memory).
 """
 
 from __future__ import annotations

@@ -11,13 +11,14 @@ import asyncio
 import logging
 import os
 import threading
-import uuid
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler
+
+if TYPE_CHECKING:  # the SDK is loaded only when tracing is on (shared.tracing.provider)
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace.sampling import Sampler
 
 TRACER_NAME = "shared.tracing"
 
@@ -140,58 +141,25 @@ def setup_tracing(
     if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return Tracing.disabled(name)
 
-    resource = Resource.create(
-        {
-            "service.name": name,
-            "service.version": version,
-            "service.instance.id": instance_id or str(uuid.uuid4()),
-            "deployment.environment": environment,
-            "deployment.environment.name": environment,
-        }
-    )
-    provider = TracerProvider(
-        sampler=sampler, resource=_HashOnceResource(resource.attributes, resource.schema_url)
-    )
-    if exporter is None:
-        # Imported here: it pulls in grpc and the OTLP protos, which a disabled setup never needs.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    # Imported here: with tracing off (OTEL_SDK_DISABLED), the SDK is never loaded.
+    from shared.tracing.provider import drops_unsampled_children, make_provider
 
-        exporter = OTLPSpanExporter(endpoint=endpoint)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider, exporter = make_provider(
+        name,
+        version=version,
+        environment=environment,
+        instance_id=instance_id,
+        endpoint=endpoint,
+        sampler=sampler,
+        exporter=exporter,
+    )
     if set_global and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         trace.set_tracer_provider(provider)
     return Tracing(
         provider.get_tracer(TRACER_NAME),
         provider,
         service_name=name,
-        skip_unsampled=_drops_unsampled_children(provider.sampler),
+        skip_unsampled=drops_unsampled_children(provider.sampler),
         exporter=exporter,
         flush_timeout_s=flush_timeout_s,
     )
-
-
-class _HashOnceResource(Resource):
-    """A Resource that computes its hash once.
-
-    The OTLP encoder groups every exported span by resource, and `Resource.__hash__`
-    JSON-encodes all the attributes each time: about a sixth of the export cost per span.
-    """
-
-    _hash: int | None = None
-
-    def __hash__(self) -> int:
-        if self._hash is None:
-            self._hash = super().__hash__()
-        return self._hash
-
-
-def _drops_unsampled_children(sampler: Sampler) -> bool:
-    # A ratio or custom sampler may still sample a child of an unsampled parent, so only
-    # the samplers that provably never do get the shortcut: every ParentBased built from
-    # OTEL_TRACES_SAMPLER delegates unsampled parents to ALWAYS_OFF.
-    if isinstance(sampler, ParentBased):
-        return (
-            getattr(sampler, "_remote_parent_not_sampled", None) is ALWAYS_OFF
-            and getattr(sampler, "_local_parent_not_sampled", None) is ALWAYS_OFF
-        )
-    return sampler is ALWAYS_OFF

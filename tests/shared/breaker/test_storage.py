@@ -54,13 +54,9 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
     """A Redis server of the test's own, which it may stop."""
     integration.require("redis")
     port = free_port()
-    server = subprocess.Popen(
-        [
-            *(shutil.which("redis-server") or "redis-server", "--port", str(port)),
-            *("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
+    command = [shutil.which("redis-server") or "redis-server", "--port", str(port)]
+    command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     try:
         wait_for_port_sync(port)
         yield OwnRedis(server, f"redis://127.0.0.1:{port}/0")
@@ -172,7 +168,7 @@ async def test_an_unreachable_redis_leaves_the_circuit_per_replica(
 async def test_a_redis_that_never_answers_never_stalls_a_call(
     new_clock: Any, replica: Replica
 ) -> None:
-    """pybreaker's Redis storage blocks for its socket timeout; the calls must not."""
+    """redis-py's client blocks for its socket timeout; the calls must not."""
     async with silent_server() as port:
         breakers = replica(new_clock(), f"redis://127.0.0.1:{port}/0", "x", socket_timeout_s=2)
         started = time.monotonic()

@@ -172,3 +172,18 @@ def test_spans_buffered_at_the_stop_are_exported_within_the_budget() -> None:
         pass
     tracing.shutdown()
     assert [span.name for span in exporter.get_finished_spans()] == ["user.v1.UserService/Get"]
+
+
+def test_with_tracing_off_a_service_never_loads_the_sdk() -> None:
+    # What every service imports, then its setup with OTEL_SDK_DISABLED (as `make run`
+    # without a collector): the SDK would be about 2 MB of each service's memory.
+    code = (
+        "import os, sys\n"
+        "import shared.app, shared.runtime\n"
+        "from shared.tracing import setup_tracing\n"
+        "os.environ['OTEL_SDK_DISABLED'] = 'true'\n"
+        "assert not setup_tracing('svc', version='1', environment='e').enabled\n"
+        "print(sorted(name for name in sys.modules if name.startswith('opentelemetry.sdk')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
