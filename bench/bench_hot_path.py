@@ -10,7 +10,8 @@ once, then runs `wrk -t1` on GET /user/me against user_api and against bench/bas
 (the same two calls with raw grpc.aio stubs) in alternating rounds: c64 for requests/s, c8
 for p99. Then the same on MariaDB (127.0.0.1:3306, a database of its own, dropped after),
 POST /user/login against the Argon2id hash rate (user_service's parameters, as many threads
-as cores, alternating rounds), idle RSS per service, a c64 soak counting errors, and the kit
+as cores, alternating rounds), idle RSS per service against its libraries alone
+(bench/floor_app.py, the floor), a c64 soak counting errors, and the kit
 on two stacks at once, mTLS on and off, in alternating rounds.
 Everything shares the machine's cores: the load average is recorded with the figures.
 """
@@ -160,6 +161,11 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
         time.sleep(IDLE_S)  # idle: past user_service's heap trim after the login's hash
         rss = {name: rss_mb(stack.pid(name)) for name in SERVICES}
         pss = {name: pss_mb(stack.pid(name)) for name in SERVICES}
+        # The same figure for each service's libraries alone (bench/floor_app.py).
+        stack.start_floors()
+        time.sleep(IDLE_S)
+        floor = {name: rss_mb(stack.pid(f"floor_{name}")) for name in SERVICES}
+        stack.stop_floors()
         me = me_rounds(stack, token, args)
         login = None if args.no_login else login_rounds(stack, args)
         soak = None
@@ -176,6 +182,7 @@ def sqlite_phase(args: argparse.Namespace, run_dir: Path) -> dict[str, Any]:
             "me": me,
             "login": login,
             "idle_rss_mb": rss,
+            "floor_rss_mb": floor,
             "fresh_rss_mb": fresh,
             "idle_pss_mb": pss,
             "soak_c64": soak,

@@ -76,8 +76,9 @@ def print_table(results: dict[str, Any]) -> None:
             )
         )
         print(f"{'  login errors':<34}{login['errors']:10d}")
+    floor = sqlite.get("floor_rss_mb", {})  # the baseline: the service's libraries alone
     for name, mb in sqlite["idle_rss_mb"].items():
-        print(_row(f"idle RSS {name}", mb, None, "MB", "<=80"))
+        print(_row(f"idle RSS {name} (vs floor)", mb, floor.get(name), "MB", "<=80"))
     for name, mb in sqlite.get("fresh_rss_mb", {}).items():
         print(_row(f"fresh RSS {name}", mb, None, "MB", "<=80"))
     for name, mb in sqlite.get("idle_pss_mb", {}).items():

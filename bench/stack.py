@@ -169,12 +169,46 @@ class Stack:
         )
         wait_for_port(self.baseline_port)
 
+    def start_floors(self, timeout: float = 30.0) -> None:
+        """bench/floor_app.py in place of each service (`floor_<service>`), on this stack's
+        etcd, NATS and database; returns once each says it is ready."""
+        for service in SERVICES:
+            command = [
+                sys.executable,
+                str(ROOT / "bench" / "floor_app.py"),
+                service,
+                "--etcd",
+                self.etcd_endpoint,
+                "--nats",
+                f"nats://127.0.0.1:{self.nats_port}",
+                "--database-url",
+                self.database_url,
+                "--port",
+                str(free_port()),
+            ]
+            self._spawn(f"floor_{service}", command, self.service_env())
+        give_up = time.monotonic() + timeout
+        for service in SERVICES:
+            log = self.run_dir / f"floor_{service}.log"
+            while b"ready" not in log.read_bytes():
+                exited = self.processes[f"floor_{service}"].poll() is not None
+                if exited or time.monotonic() > give_up:
+                    raise RuntimeError(f"floor of {service} not ready: see {log}")
+                time.sleep(0.1)
+
     def pid(self, name: str) -> int:
         return self.processes[name].pid
 
+    def stop_floors(self) -> None:
+        self._stop([name for name in self.processes if name.startswith("floor_")])
+
     def stop(self) -> None:
         # Callers first, so that no server waits out its drain for their streams.
-        for name in ["baseline", *reversed(SERVICES), "nats", "etcd"]:
+        self.stop_floors()
+        self._stop(["baseline", *reversed(SERVICES), "nats", "etcd"])
+
+    def _stop(self, names: list[str]) -> None:
+        for name in names:
             process = self.processes.get(name)
             if process is None or process.poll() is not None:
                 continue
