@@ -9,10 +9,10 @@ under `make run`, the baseline calling with user_api's certificate), logs in
 once, then runs `wrk -t1` on GET /user/me against user_api and against bench/baseline_app.py
 (the same two calls with raw grpc.aio stubs) in alternating rounds: c64 for requests/s, c8
 for p99. Then the same on MariaDB (127.0.0.1:3306, a database of its own, dropped after),
-POST /user/login against the Argon2id hash rate (user_service's parameters, as many threads
-as cores, alternating rounds), idle RSS per service against its libraries alone
-(bench/floor_app.py, the floor), a c64 soak counting errors, and the kit
-on two stacks at once, mTLS on and off, in alternating rounds.
+POST /user/login on the kit and on the baseline against the Argon2id hash rate
+(user_service's parameters, as many threads as cores, alternating rounds), idle RSS per
+service against its libraries alone (bench/floor_app.py, the floor), a c64 soak counting
+errors, and the kit on two stacks at once, mTLS on and off, in alternating rounds.
 Everything shares the machine's cores: the load average is recorded with the figures.
 """
 
@@ -125,23 +125,34 @@ def me_rounds(stack: Stack, token: str, args: argparse.Namespace) -> dict[str, A
 
 
 def login_rounds(stack: Stack, args: argparse.Namespace) -> dict[str, Any]:
-    logins, hashes = [], []
+    """Logins at c8 on the kit and on the raw-stub baseline, and the hash rate, in turn."""
+    logins: dict[str, list[dict[str, Any]]] = {"kit": [], "baseline": []}
+    hashes: list[float] = []
+    urls = {"kit": stack.kit_url, "baseline": stack.baseline_url}
     for round_ in range(args.rounds):
-        steps = ["login", "hash"] if round_ % 2 == 0 else ["hash", "login"]
-        for step in steps:
-            if step == "login":
-                url = stack.kit_url + "/user/login"
-                logins.append(wrk(url, "login.lua", connections=8, seconds=args.seconds))
-            else:
+        steps = ["kit", "baseline", "hash"]
+        for step in steps if round_ % 2 == 0 else reversed(steps):
+            if step == "hash":
                 hashes.append(hash_rate(args.seconds))
-    login_rps = median(logins, "rps")
+            else:
+                url = urls[step] + "/user/login"
+                logins[step].append(wrk(url, "login.lua", connections=8, seconds=args.seconds))
+    login_rps = median(logins["kit"], "rps")
+    baseline_rps = median(logins["baseline"], "rps")
     hash_ps = statistics.median(hashes)
     return {
         "login_rps": login_rps,
+        "baseline_login_rps": baseline_rps,
         "hash_per_s": hash_ps,
         "ratio": login_rps / hash_ps,
-        "errors": sum(r["errors"] for r in logins),
-        "runs": {"login": logins, "hash_per_s": hashes},
+        "baseline_ratio": baseline_rps / hash_ps,
+        "errors": sum(r["errors"] for r in logins["kit"]),
+        "baseline_errors": sum(r["errors"] for r in logins["baseline"]),
+        "runs": {
+            "login": logins["kit"],
+            "baseline_login": logins["baseline"],
+            "hash_per_s": hashes,
+        },
     }
 
 

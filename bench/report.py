@@ -75,7 +75,14 @@ def print_table(results: dict[str, Any]) -> None:
                 ">=0.90x",
             )
         )
-        print(f"{'  login errors':<34}{login['errors']:10d}")
+        if "baseline_login_rps" in login:  # the same calls with raw stubs, same services
+            base = login["baseline_login_rps"]
+            print(_row("POST /user/login vs baseline", login["login_rps"], base, "/s", ""))
+            print(_row("  baseline login vs hash rate", base, login["hash_per_s"], "/s", ""))
+            errors = f"{login['errors']:10d}{login['baseline_errors']:10d}"
+            print(f"{'  errors (kit, baseline)':<34}{errors}")
+        else:
+            print(f"{'  login errors':<34}{login['errors']:10d}")
     floor = sqlite.get("floor_rss_mb", {})  # the baseline: the service's libraries alone
     for name, mb in sqlite["idle_rss_mb"].items():
         print(_row(f"idle RSS {name} (vs floor)", mb, floor.get(name), "MB", "<=80"))

@@ -163,6 +163,8 @@ class Stack:
                 "uvloop",
                 "--http",
                 "httptools",
+                "--nats",
+                f"nats://127.0.0.1:{self.nats_port}",
                 *(["--tls-root", str(self.tls_root)] if self.mtls else []),
             ],
             env,
