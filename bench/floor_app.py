@@ -76,7 +76,7 @@ async def query_and_hasher(database_url: str) -> None:
     PasswordHasher()
 
 
-async def http_server(port: int) -> None:
+async def http_server(port: int) -> asyncio.Task[None]:
     import uvicorn
     from fastapi import FastAPI, Form
     from limits import RateLimitItemPerMinute
@@ -100,6 +100,7 @@ async def http_server(port: int) -> None:
         if serving.done():
             serving.result()  # raises what stopped it
         await asyncio.sleep(0.05)
+    return serving
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -110,10 +111,9 @@ async def main(args: argparse.Namespace) -> None:
     etcd = aetcd.Client(host=host, port=int(port))
     await etcd.get_prefix(b"/micro/registry/")
     broker = await nats.connect(args.nats)
-    if args.kind == "user_api":
-        await http_server(args.port)
-    else:
-        await grpc_server()
+    # Held to the end: the loop keeps only weak references to tasks, and a grpc.aio server
+    # that is collected stops.
+    server = await http_server(args.port) if args.kind == "user_api" else await grpc_server()
     if args.kind == "auth_service":
         sign_and_check()
     if args.kind == "user_service":
@@ -123,6 +123,10 @@ async def main(args: argparse.Namespace) -> None:
         await asyncio.Event().wait()
     finally:
         await broker.close()
+        if isinstance(server, grpc.aio.Server):
+            await server.stop(None)
+        else:
+            server.cancel()
 
 
 if __name__ == "__main__":
