@@ -42,6 +42,7 @@ from pydantic_settings import BaseSettings
 from shared.imports import without_optional
 
 KINDS = ("config_service", "auth_service", "user_service", "user_api")
+# Not bench.stack's: importing it would load httpx into the floor.
 SECRET = "floor-secret-that-is-long-enough-for-hs256-0123456789"
 
 
